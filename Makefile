@@ -1,0 +1,35 @@
+# Two commands matter: `make grade` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+# The exact torch build; override e.g. `make test TORCH=torch==2.14.1` (a CUDA build is large).
+TORCH ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUBMISSIONS ?= submissions
+OUT ?= grades
+GRADE_ARGS ?=
+
+.PHONY: install grade test check-reference clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+grade: install
+	@status=0; for dir in $(SUBMISSIONS)/*/; do \
+	  name=$$(basename $$dir); \
+	  $(BIN)/grader grade $$name $$dir --out $(OUT) $(GRADE_ARGS) || status=$$?; \
+	done; exit $$status
+
+check-reference: install
+	$(BIN)/grader check-reference
+
+test: install check-reference
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(OUT) .grader-cache

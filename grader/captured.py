@@ -1,0 +1,122 @@
+"""Values read back from a kernel: parsed, never executed or unpickled, and size-capped."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grader.errors import CaptureError, MissingValue
+
+MANIFEST, ARRAYS = "manifest.json", "arrays.npz"
+TORCH_DTYPES = {
+    name: getattr(torch, name)
+    for name in ("float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+                 "int8", "int16", "int32", "int64", "uint8", "bool")
+}
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """A captured `nn.Module`: its structure as data and its weights, never the object."""
+
+    type: str
+    layers: list[dict]
+    parameters: dict[str, dict]
+    state_dict: dict[str, torch.Tensor]
+
+    def layer_types(self) -> list[str]:
+        """Types of the leaf layers, in order (containers like Sequential left out)."""
+        return [layer["type"] for layer in self.layers if layer["children"] == 0]
+
+
+@dataclass
+class Captured:
+    """The manifest written by the kernel plus its arrays, with typed accessors."""
+
+    values: dict[str, dict]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+
+    def __contains__(self, name: str) -> bool:
+        return self.values.get(name, {}).get("kind", "missing") != "missing"
+
+    def __getitem__(self, name: str):
+        entry = self.values.get(name)
+        if entry is None or entry.get("kind") == "missing":
+            raise MissingValue(name)
+        kind = entry["kind"]
+        if kind == "unsupported":
+            detail = f" ({entry['error']})" if entry.get("error") else ""
+            raise MissingValue(name, f"`{name}` is a {entry.get('type')}, which the grader cannot read{detail}")
+        if kind == "tensor":
+            return self._tensor(entry)
+        if kind in ("scalar", "text"):
+            return entry["value"]
+        if kind == "state_dict":
+            return {k: self._tensor(v) for k, v in entry["entries"].items()}
+        if kind == "module":
+            return ModuleInfo(entry["type"], entry["layers"], entry["parameters"],
+                              {k: self._tensor(v) for k, v in entry["state_dict"].items()})
+        raise CaptureError(f"unknown kind {kind!r} for {name!r}")
+
+    def _tensor(self, entry: dict) -> torch.Tensor:
+        array = self.arrays.get(entry.get("array", ""))
+        if array is None:
+            raise CaptureError(f"array {entry.get('array')!r} is missing from the capture")
+        dtype = TORCH_DTYPES.get(entry.get("dtype", ""))
+        if dtype is None:
+            raise CaptureError(f"unsupported dtype {entry.get('dtype')!r}")
+        return torch.from_numpy(array.copy()).to(dtype)
+
+    def save(self, folder: Path) -> None:
+        """Write the capture so `load_captured` reads it back (used by the reference cache)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / ARRAYS, **self.arrays)
+        (folder / MANIFEST).write_text(json.dumps({"values": self.values, "events": self.events}), encoding="utf-8")
+
+
+def load_captured(folder: Path, max_bytes: int) -> Captured:
+    """Read a capture, refusing anything oversized, pickled or malformed with `CaptureError`."""
+    manifest_path, arrays_path = folder / MANIFEST, folder / ARRAYS
+    if not manifest_path.is_file() or not arrays_path.is_file():
+        raise CaptureError("no values were written back (the capture did not complete)")
+    total = os.path.getsize(manifest_path) + os.path.getsize(arrays_path)
+    if total > max_bytes:
+        raise CaptureError(f"the captured values take {total:,} bytes, over the limit of {max_bytes:,}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        values, events = manifest["values"], manifest.get("events", [])
+        if not isinstance(values, dict) or not isinstance(events, list):
+            raise TypeError("wrong structure")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CaptureError(f"the capture manifest is malformed: {exc}") from None
+    try:
+        with zipfile.ZipFile(arrays_path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > max_bytes:
+            raise CaptureError(f"the captured arrays unpack to {unpacked:,} bytes, over the limit of {max_bytes:,}")
+        with np.load(arrays_path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise CaptureError(f"the captured arrays are unreadable: {exc}") from None
+    return Captured(values=values, arrays=arrays, events=[str(e) for e in events])
+
+
+@dataclass
+class NoCapture:
+    """Stands in for a capture that never came back, so every check says why."""
+
+    reason: str
+    events: list[str] = field(default_factory=list)
+
+    def __contains__(self, name: str) -> bool:
+        return False
+
+    def __getitem__(self, name: str):
+        raise CaptureError(self.reason)

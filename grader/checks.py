@@ -1,0 +1,135 @@
+"""Hidden checks: plain functions in `assignments/<name>/checks.py`, run in the grader.
+
+A check names what it needs as parameters (`student`, `reference`, `run`) and passes by
+returning, fails by raising `AssertionError` (the comparison helpers raise `Mismatch`),
+or earns part of its points by raising `PartialCredit`.
+
+    @check(points=3, variants="all")
+    def parameters(student, reference):
+        assert_close(student["alpha0"], reference["alpha0"], name="alpha0", atol=1e-4)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from grader.compare import Mismatch
+from grader.config import PUBLIC_VARIANT, Assignment
+from grader.errors import CaptureError, ConfigError, MissingValue
+
+CHECK_ATTRIBUTE = "__grader_check__"
+ARGUMENTS = ("student", "reference", "run")
+
+
+class PartialCredit(Exception):
+    """Award `fraction` of a check's points, with a message saying what was missing."""
+
+    def __init__(self, fraction: float, message: str):
+        super().__init__(message)
+        self.fraction = min(max(float(fraction), 0.0), 1.0)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Check:
+    """One declared check; it runs once for each variant it names."""
+
+    name: str
+    points: float
+    func: Callable
+    variants: tuple[str, ...] | str
+    description: str
+
+    def runs_on(self, variant: str) -> bool:
+        return self.variants == "all" or variant in self.variants
+
+
+def check(points: float, *, variants: str | tuple[str, ...] = (PUBLIC_VARIANT,), name: str | None = None):
+    """Declare a check worth `points` on each variant in `variants` ("all" for every run)."""
+
+    def mark(func: Callable) -> Callable:
+        unknown = set(inspect.signature(func).parameters) - set(ARGUMENTS)
+        if unknown:
+            raise ConfigError(f"check {func.__name__} asks for {', '.join(sorted(unknown))}; "
+                              f"checks may take {', '.join(ARGUMENTS)}")
+        doc = inspect.getdoc(func) or func.__name__.replace("_", " ")
+        variant_set = variants if variants == "all" else tuple(variants)
+        setattr(func, CHECK_ATTRIBUTE, Check(name or func.__name__, float(points), func, variant_set,
+                                             doc.splitlines()[0]))
+        return func
+
+    return mark
+
+
+def load_checks(assignment: Assignment) -> list[Check]:
+    """Import the assignment's checks.py in the grader's process, in definition order."""
+    spec = importlib.util.spec_from_file_location(f"grader_checks_{assignment.name}", assignment.checks_path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{assignment.checks_path} failed to import: {type(exc).__name__}: {exc}") from exc
+    found = [getattr(obj, CHECK_ATTRIBUTE) for obj in vars(module).values() if hasattr(obj, CHECK_ATTRIBUTE)]
+    found.sort(key=lambda c: c.func.__code__.co_firstlineno)
+    if not found:
+        raise ConfigError(f"{assignment.checks_path} declares no checks (use @check(points=...))")
+    variant_names = {v.name for v in assignment.variants}
+    for c in found:
+        if c.variants != "all" and not set(c.variants) <= variant_names:
+            raise ConfigError(f"check {c.name} names unknown variant(s) {sorted(set(c.variants) - variant_names)}")
+    return found
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check on one variant."""
+
+    name: str
+    variant: str
+    description: str
+    points: float
+    max_points: float
+    status: str  # "pass", "partial", "fail" or "grader-error"
+    message: str = ""  # full detail, for TAs
+    feedback: str = ""  # what the student may see
+
+    @property
+    def label(self) -> str:
+        return self.name if self.variant == PUBLIC_VARIANT else f"{self.name}[{self.variant}]"
+
+
+HIDDEN_FAILURE = "under a hidden variant (your notebook re-run with other data) the result did not match"
+
+
+def run_check(c: Check, variant: str, values: dict) -> CheckResult:
+    """Run one check with the arguments it names; never raises."""
+    result = CheckResult(c.name, variant, c.description, 0.0, c.points, "fail")
+    hidden = variant != PUBLIC_VARIANT
+    kwargs = {name: values[name] for name in inspect.signature(c.func).parameters}
+    try:
+        c.func(**kwargs)
+    except PartialCredit as partial:
+        result.points, result.status = round(c.points * partial.fraction, 6), "partial"
+        result.message = partial.message
+        result.feedback = HIDDEN_FAILURE if hidden else partial.message
+    except Mismatch as mismatch:
+        result.message = mismatch.message
+        result.feedback = mismatch.summary if hidden else mismatch.message
+    except (MissingValue, CaptureError) as exc:
+        result.message = result.feedback = str(exc)
+    except AssertionError as exc:
+        result.message = str(exc) or "assertion failed"
+        result.feedback = HIDDEN_FAILURE if hidden else result.message
+    except Exception as exc:  # a bug in the check, or a value it did not expect
+        result.status = "grader-error"
+        result.message = f"the check itself crashed: {type(exc).__name__}: {exc}"
+        result.feedback = "this check could not be graded automatically; a TA will look at it"
+    else:
+        result.points, result.status = c.points, "pass"
+    return result

@@ -1,0 +1,140 @@
+"""Assignment configuration: what `assignments/<name>/assignment.toml` may declare.
+
+Every setting has a default and one line of help; unknown keys are an error, so a typo
+in a TA's file is caught before a class is graded with the wrong settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.errors import ConfigError
+
+PUBLIC_VARIANT = "public"
+
+
+def _setting(default, help_text: str):
+    if callable(default):
+        return field(default_factory=default, metadata={"help": help_text})
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How one notebook run is bounded."""
+
+    cell_timeout: float = _setting(60.0, "seconds one cell may run before it is interrupted")
+    notebook_timeout: float = _setting(600.0, "seconds the whole notebook may run, kernel start included")
+    startup_timeout: float = _setting(60.0, "seconds to wait for a fresh kernel to become ready")
+    max_capture_bytes: int = _setting(64 * 2**20, "largest capture file read back from the kernel")
+    max_output_chars: int = _setting(20_000, "characters of a cell's output kept for feedback")
+    max_notebook_bytes: int = _setting(20 * 2**20, "largest submission file accepted")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One run of a notebook: the public one as handed out, or a hidden one.
+
+    A hidden variant rewrites text inside the notebook's locked cells (typically the
+    seed), so the data and the initial weights differ from what the student saw.
+    """
+
+    name: str = _setting(PUBLIC_VARIANT, "label of the run, used in check names")
+    replace: dict[str, str] = _setting(dict, "text in locked cells -> text to put instead")
+
+    @property
+    def hidden(self) -> bool:
+        return self.name != PUBLIC_VARIANT
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An assignment folder, resolved to paths and settings."""
+
+    name: str
+    folder: Path
+    reference_notebook: Path
+    golden_file: Path
+    title: str = _setting("", "human title shown in feedback")
+    student_notebook: str = _setting("", "notebook students receive (default <name>.ipynb)")
+    capture: tuple[str, ...] = _setting((), "names read back from the kernel after the student's cells")
+    execution: ExecutionSettings = _setting(ExecutionSettings(), "timeouts and size limits")
+    variants: tuple[Variant, ...] = _setting((Variant(),), "runs of each submission, public first")
+
+    @property
+    def template_path(self) -> Path:
+        return self.folder / self.student_notebook
+
+    @property
+    def checks_path(self) -> Path:
+        return self.folder / "checks.py"
+
+    @property
+    def public_dir(self) -> Path:
+        """Files copied next to the notebook in its working directory."""
+        return self.folder / "public"
+
+    def files_for_hash(self) -> dict[str, Path]:
+        """Every file whose content decides the reference's values and the checks."""
+        files = {str(p.relative_to(self.folder)): p for p in self.folder.rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts}
+        return {**files, "reference notebook": self.reference_notebook}
+
+
+def _build(cls, data: dict, where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def list_assignments(course_dir: Path) -> list[str]:
+    root = course_dir / "assignments"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "assignment.toml").is_file())
+
+
+def load_assignment(course_dir: Path, name: str) -> Assignment:
+    folder = course_dir / "assignments" / name
+    toml_path = folder / "assignment.toml"
+    if not toml_path.is_file():
+        known = ", ".join(list_assignments(course_dir)) or "none"
+        raise ConfigError(f"unknown assignment {name!r} (no {toml_path}); known assignments: {known}")
+    try:
+        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{toml_path}: {exc}") from None
+
+    where = str(toml_path)
+    execution = _build(ExecutionSettings, data.pop("execution", {}), f"{where} [execution]")
+    hidden = tuple(_build(Variant, v, f"{where} [[variants]]") for v in data.pop("variants", []))
+    names = [v.name for v in hidden]
+    if PUBLIC_VARIANT in names or len(set(names)) != len(names):
+        raise ConfigError(f"{where}: variant names must be unique and not {PUBLIC_VARIANT!r}")
+    data.setdefault("student_notebook", f"{name}.ipynb")
+    data["capture"] = tuple(data.get("capture", ()))
+    assignment = _build(
+        Assignment,
+        {
+            **data,
+            "name": name,
+            "folder": folder,
+            "reference_notebook": course_dir / "reference" / f"{name}.ipynb",
+            "golden_file": course_dir / "reference" / f"{name}.golden.json",
+            "execution": execution,
+            "variants": (Variant(),) + hidden,
+        },
+        where,
+    )
+    for path in (assignment.template_path, assignment.checks_path, assignment.reference_notebook):
+        if not path.is_file():
+            raise ConfigError(f"assignment {name!r} is missing {path}")
+    return assignment

@@ -1,0 +1,268 @@
+"""Running one notebook in a fresh Jupyter kernel, bounded in time and output.
+
+The engine knows nothing about checks or references: it runs the grader's preamble, the
+notebook's cells and the capture code, and reports what happened as data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+
+from grader.captured import Captured, load_captured
+from grader.config import ExecutionSettings
+from grader.errors import CaptureError
+from grader.kernel import kernel_code
+
+TRACEBACK_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the caller decides about a run, beyond the assignment's own settings."""
+
+    capture: tuple[str, ...]
+    device: str = "cpu"
+    public_dir: Path | None = None
+    cache_dir: Path | None = None
+    grader_code_timeout: float = 60.0
+
+
+@dataclass
+class CellProblem:
+    """A cell that raised, timed out, or took the kernel down with it."""
+
+    cell_index: int
+    kind: str  # "error", "timeout" or "dead-kernel"
+    ename: str
+    evalue: str
+    traceback: str
+    first_line: str
+
+    def describe(self) -> str:
+        where = f"cell {self.cell_index + 1} ({self.first_line!r})"
+        if self.kind == "timeout":
+            return f"{where} did not finish in time and was interrupted"
+        if self.kind == "dead-kernel":
+            return f"the kernel died while running {where} (a crash, os._exit, or running out of memory)"
+        return f"{where} raised {self.ename}: {self.evalue}"
+
+
+@dataclass
+class ExecutionResult:
+    """Everything a run produced, as data."""
+
+    status: str  # "ok", "error" or "timeout"
+    problems: list[CellProblem] = field(default_factory=list)
+    captured: Captured | None = None
+    capture_error: str = ""
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    notebook: NotebookNode | None = None
+
+
+class GraderKernelManager(AsyncKernelManager):
+    """A kernel manager whose command line the grader decides, not a kernelspec on disk."""
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        return [
+            sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
+            "--HistoryManager.enabled=False", *(extra_arguments or []),
+        ]
+
+
+class BoundedClient(NotebookClient):
+    """nbclient's client, keeping at most `max_output_chars` of output per cell."""
+
+    def __init__(self, *args, max_output_chars: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_output_chars = max_output_chars
+        self.output_chars: dict[int, int] = {}
+
+    def output(self, outs, msg, display_id, cell_index):
+        used = self.output_chars.get(cell_index, 0)
+        if used > self.max_output_chars:
+            return None
+        size = len(json.dumps(msg["content"].get("data") or msg["content"].get("text", "")))
+        self.output_chars[cell_index] = used + size
+        if used + size > self.max_output_chars:
+            notice = f"[output cut: this cell printed more than {self.max_output_chars:,} characters]\n"
+            outs.append(NotebookNode(output_type="stream", name="stderr", text=notice))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def kernel_environment(run_dir: Path, workdir: Path, device: str, cache_dir: Path | None) -> dict[str, str]:
+    """A small, explicit environment: nothing of the TA's own variables leaks in."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str((cache_dir / "matplotlib") if cache_dir else run_dir / "matplotlib"),
+        "IPYTHONDIR": str(run_dir / "ipython"),
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONWARNINGS": "ignore::UserWarning:matplotlib",
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    }
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def mentions_cuda(nb: NotebookNode) -> bool:
+    return any(c.cell_type == "code" and "cuda" in c.source for c in nb.cells)
+
+
+class KernelCodeError(Exception):
+    """The grader's own code failed inside the kernel (often because student code broke it)."""
+
+
+async def run_grader_code(client: NotebookClient, code: str, timeout: float) -> None:
+    """Run plumbing code silently: no history, no output, no pre/post-run-cell hooks."""
+    msg_id = client.kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise KernelCodeError(f"no reply within {timeout:.0f} s")
+        try:
+            reply = await client.kc.get_shell_msg(timeout=min(remaining, 1.0))
+        except Empty:
+            if not await client.kc.is_alive():
+                raise KernelCodeError("the kernel is no longer running") from None
+            continue
+        if reply["parent_header"].get("msg_id") == msg_id:
+            content = reply["content"]
+            if content.get("status") != "ok":
+                raise KernelCodeError(f"{content.get('ename')}: {content.get('evalue')}")
+            return
+
+
+def _first_line(source: str) -> str:
+    lines = [line for line in source.splitlines() if line.strip()]
+    return lines[0].strip()[:60] if lines else ""
+
+
+def _error_of(cell: NotebookNode, index: int) -> CellProblem | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            trace = "\n".join(out.get("traceback", []))
+            return CellProblem(index, "error", out.get("ename", ""), str(out.get("evalue", ""))[:500],
+                               trace[-TRACEBACK_CHARS:], _first_line(cell.source))
+    return None
+
+
+async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: RunOptions) -> ExecutionResult:
+    """Run `nb` in a fresh kernel inside a private temporary folder, always cleaned up."""
+    started = time.monotonic()
+    run_dir = Path(tempfile.mkdtemp(prefix="grader-run-"))
+    workdir, capture_dir, ipc_dir = run_dir / "work", run_dir / "capture", run_dir / "ipc"
+    for folder in (workdir, capture_dir, ipc_dir):
+        folder.mkdir()
+    if options.public_dir and options.public_dir.is_dir():
+        shutil.copytree(options.public_dir, workdir, dirs_exist_ok=True)
+
+    km = GraderKernelManager(transport="ipc", ip=str(ipc_dir / "kernel"),
+                             connection_file=str(ipc_dir / "kernel.json"))
+    client = BoundedClient(nb, km=km, timeout=settings.cell_timeout, allow_errors=True,
+                           startup_timeout=settings.startup_timeout, record_timing=False,
+                           max_output_chars=settings.max_output_chars, shutdown_kernel="immediate")
+    result = ExecutionResult(status="ok", notebook=nb)
+    map_cuda = options.device == "cpu" and mentions_cuda(nb)
+    try:
+        await km.start_kernel(cwd=str(workdir), env=kernel_environment(run_dir, workdir, options.device,
+                                                                         options.cache_dir))
+        await client.async_start_new_kernel_client()
+        await run_grader_code(client, kernel_code("preamble", "install", {
+            "threads": 1, "map_cuda_to_cpu": map_cuda}), settings.startup_timeout)
+        deadline = started + settings.notebook_timeout
+        await _run_cells(client, nb, settings, deadline, result)
+        if any(p.kind == "dead-kernel" for p in result.problems):
+            result.capture_error = "no values could be read back: the kernel died"
+        else:
+            await _capture(client, options, settings, capture_dir, result)
+    except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError) as exc:
+        result.status = "error" if result.status == "ok" else result.status
+        result.capture_error = result.capture_error or f"the kernel could not be prepared: {exc}"
+    finally:
+        await _stop_kernel(km, client)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        result.seconds = time.monotonic() - started
+    if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
+        result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
+    return result
+
+
+async def _run_cells(client, nb, settings, deadline, result) -> None:
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            result.status = "timeout"
+            result.problems.append(CellProblem(index, "timeout", "", "", "", _first_line(cell.source)))
+            result.notes.append(f"the notebook ran out of its {settings.notebook_timeout:.0f} s; later cells were not run")
+            return
+        client.timeout = max(1, int(min(settings.cell_timeout, remaining)))
+        try:
+            await client.async_execute_cell(cell, index, store_history=True)
+        except CellTimeoutError:
+            result.status = "timeout"
+            result.problems.append(CellProblem(index, "timeout", "", "", "", _first_line(cell.source)))
+            await client.km.interrupt_kernel()
+            await asyncio.sleep(0.5)
+            continue
+        except DeadKernelError:
+            result.status = "error"
+            result.problems.append(CellProblem(index, "dead-kernel", "", "", "", _first_line(cell.source)))
+            return
+        problem = _error_of(cell, index)
+        if problem:
+            result.problems.append(problem)
+            if result.status == "ok":
+                result.status = "error"
+
+
+async def _capture(client, options, settings, capture_dir, result) -> None:
+    code = kernel_code("capture", "capture", {
+        "names": list(options.capture), "folder": str(capture_dir), "max_text_chars": 100_000})
+    try:
+        await run_grader_code(client, code, options.grader_code_timeout)
+        result.captured = load_captured(capture_dir, settings.max_capture_bytes)
+    except (KernelCodeError, CaptureError) as exc:
+        result.capture_error = f"the values could not be read back from the notebook: {exc}"
+
+
+async def _stop_kernel(km: GraderKernelManager, client: NotebookClient) -> None:
+    """Kill the kernel's whole process group and release every socket and file."""
+    try:
+        if client.kc is not None:
+            client.kc.stop_channels()
+        if km.has_kernel:
+            pgid = km.provisioner.pgid if km.provisioner else None
+            await km.shutdown_kernel(now=True)
+            if pgid:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    finally:
+        await km.cleanup_resources()

@@ -1,0 +1,155 @@
+"""Reading submissions and building the notebook that is actually run.
+
+Cells tagged `locked` in the student notebook are restored from it (nbgrader's idea), so
+a student cannot change the seed or the data; cells tagged `answer` are the student's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from grader.config import Variant
+from grader.errors import ConfigError, InvalidSubmission
+
+LOCKED = "locked"
+ANSWER = "answer"
+
+
+def tags(cell: NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def read_notebook_bytes(data: bytes, max_bytes: int) -> NotebookNode:
+    """Parse a submission, raising `InvalidSubmission` with a reason a student understands."""
+    if not data.strip():
+        raise InvalidSubmission("the file is empty")
+    if len(data) > max_bytes:
+        raise InvalidSubmission(f"the file is {len(data):,} bytes, over the limit of {max_bytes:,}")
+    if b"\x00" in data[:8192]:
+        raise InvalidSubmission("the file is binary, not a Jupyter notebook (.ipynb is JSON text)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidSubmission("the file is not UTF-8 text, so it is not a Jupyter notebook") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidSubmission(f"the file is not valid JSON (line {exc.lineno}: {exc.msg}); was it saved as .ipynb?") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
+        raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
+    major = raw.get("nbformat")
+    if major not in (3, 4):
+        raise InvalidSubmission(f"unsupported notebook format version {major!r}; save it again with Jupyter")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # nbformat raises a zoo of types for malformed cells
+        raise InvalidSubmission(f"the notebook structure is invalid: {exc}") from None
+    for cell in nb.cells:
+        if "source" not in cell or "cell_type" not in cell:
+            raise InvalidSubmission("a cell has no type or no source; the notebook is damaged")
+    return nb
+
+
+def read_notebook(path: Path, max_bytes: int) -> NotebookNode:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InvalidSubmission(f"the file is {size:,} bytes, over the limit of {max_bytes:,}")
+    return read_notebook_bytes(path.read_bytes(), max_bytes)
+
+
+def _fresh(cell: NotebookNode) -> NotebookNode:
+    """A deep copy of a cell, with saved outputs dropped so they cannot be mistaken for ours."""
+    cell = nbformat.from_dict(copy.deepcopy(cell))
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+    return cell
+
+
+def _normalise(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def apply_variant(template: NotebookNode, variant: Variant) -> NotebookNode:
+    """The template with the variant's replacements made inside its locked cells."""
+    nb = nbformat.from_dict(copy.deepcopy(template))
+    for old, new in variant.replace.items():
+        hits = [c for c in nb.cells if LOCKED in tags(c) and old in c.source]
+        if not hits:
+            raise ConfigError(f"variant {variant.name!r}: {old!r} appears in no locked cell of the student notebook")
+        for cell in hits:
+            cell.source = cell.source.replace(old, new)
+    return nb
+
+
+@dataclass
+class PreparedNotebook:
+    """The notebook to run, and what had to be repaired in the submission to get it."""
+
+    notebook: NotebookNode
+    notes: list[str] = field(default_factory=list)
+    answer_cells: dict[str, NotebookNode] = field(default_factory=dict)
+
+
+def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> PreparedNotebook:
+    """Restore the template's locked cells inside the submission; keep everything else.
+
+    Cells are matched by their nbformat id, and a locked cell whose id was lost is
+    recognised by its unchanged text. A deleted locked cell is put back after the
+    nearest cell before it in the template that the submission still has.
+    """
+    locked = {c.id: c for c in template.cells if LOCKED in tags(c)}
+    locked_by_text = {_normalise(c.source): cid for cid, c in locked.items()}
+    answers = [c for c in template.cells if ANSWER in tags(c)]
+    template_ids = [c.get("id") for c in template.cells]
+
+    notes: list[str] = []
+    cells: list[NotebookNode] = []
+    placed: dict[str, int] = {}
+    for cell in submission.cells:
+        cell = _fresh(cell)
+        cid = cell.get("id")
+        if cid not in locked or cid in placed:
+            cid = locked_by_text.get(_normalise(cell.source)) if cell.cell_type == "code" else None
+            if cid is None or cid in placed:
+                if cell.get("id") in template_ids and cell.get("id") not in placed:
+                    placed[cell.id] = len(cells)
+                cells.append(cell)
+                continue
+        original = locked[cid]
+        if _normalise(cell.source) != _normalise(original.source):
+            notes.append(f"a locked cell was edited and has been restored: {_first_line(original.source)!r}")
+        placed[cid] = len(cells)
+        cells.append(_fresh(original))
+
+    for position, cid in enumerate(template_ids):
+        if cid not in locked or cid in placed:
+            continue
+        before = [placed[t] for t in template_ids[:position] if t in placed]
+        index = max(before) + 1 if before else 0
+        cells.insert(index, _fresh(locked[cid]))
+        placed = {k: (v + 1 if v >= index else v) for k, v in placed.items()}
+        placed[cid] = index
+        notes.append(f"a locked cell was missing and has been put back: {_first_line(locked[cid].source)!r}")
+
+    answer_cells = {}
+    by_id = {c.get("id"): c for c in cells}
+    for answer in answers:
+        if answer.id in by_id:
+            answer_cells[answer.id] = by_id[answer.id]
+        else:
+            notes.append(f"an answer cell is missing (deleted or re-created?): {_first_line(answer.source)!r}")
+
+    nb = nbformat.from_dict({**submission, "cells": []})
+    nb.cells = cells
+    return PreparedNotebook(notebook=nb, notes=notes, answer_cells=answer_cells)
+
+
+def _first_line(source: str) -> str:
+    lines = [line for line in source.strip().splitlines() if line.strip()]
+    return (lines[0][:60] if lines else "(empty)")
