@@ -35,6 +35,67 @@ class ModuleInfo:
         return [layer["type"] for layer in self.layers if layer["children"] == 0]
 
 
+@dataclass(frozen=True)
+class OptimizerRecord:
+    """An optimizer the notebook constructed, as recorded by the kernel's preamble."""
+
+    kind: str
+    steps: int
+    parameters: int
+    hyperparameters: dict  # at construction
+    first_step: dict | None  # at the first step() call
+    last: dict | None  # when the values were captured
+
+    @property
+    def lr(self) -> float | None:
+        """The learning rate it stepped with (the first step's, else the constructed one)."""
+        return (self.first_step or self.hyperparameters).get("lr")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What training actually did: every backpropagated scalar loss, every optimizer."""
+
+    losses: np.ndarray
+    backward_calls: int
+    optimizers: list[OptimizerRecord]
+
+    @property
+    def epochs(self) -> int:
+        """Full-batch epochs: steps of the busiest optimizer, or backward calls without one."""
+        steps = [o.steps for o in self.optimizers if o.steps]
+        return max(steps) if steps else self.backward_calls
+
+    def stepped(self) -> list[OptimizerRecord]:
+        return [o for o in self.optimizers if o.steps]
+
+    def first_epoch_where(self, mask: np.ndarray) -> int | None:
+        """1-based epoch of the first loss where `mask` holds, or None."""
+        hits = np.flatnonzero(mask)
+        return int(hits[0]) + 1 if hits.size else None
+
+    @property
+    def first_nonfinite_epoch(self) -> int | None:
+        return self.first_epoch_where(~np.isfinite(self.losses))
+
+    @property
+    def first_nan_epoch(self) -> int | None:
+        return self.first_epoch_where(np.isnan(self.losses))
+
+
+def _trace_from(raw: dict, arrays: dict[str, np.ndarray]) -> Trace:
+    try:
+        losses = arrays[raw["losses"]].astype(np.float64).ravel()
+        optimizers = [OptimizerRecord(str(o["class"]), int(o["steps"]), int(o["parameters"]),
+                                      dict(o["hyperparameters"]),
+                                      dict(o["first_step"]) if o.get("first_step") else None,
+                                      dict(o["last"]) if o.get("last") else None)
+                      for o in raw["optimizers"]]
+        return Trace(losses, int(raw["backward_calls"]), optimizers)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CaptureError(f"the training trace is malformed: {exc}") from None
+
+
 @dataclass
 class Captured:
     """The manifest written by the kernel plus its arrays, with typed accessors."""
@@ -42,6 +103,11 @@ class Captured:
     values: dict[str, dict]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    trace_record: dict = field(default_factory=dict)
+
+    @property
+    def trace(self) -> Trace:
+        return _trace_from(self.trace_record, self.arrays)
 
     def __contains__(self, name: str) -> bool:
         return self.values.get(name, {}).get("kind", "missing") != "missing"
@@ -78,7 +144,8 @@ class Captured:
         """Write the capture so `load_captured` reads it back (used by the reference cache)."""
         folder.mkdir(parents=True, exist_ok=True)
         np.savez(folder / ARRAYS, **self.arrays)
-        (folder / MANIFEST).write_text(json.dumps({"values": self.values, "events": self.events}), encoding="utf-8")
+        manifest = {"values": self.values, "events": self.events, "trace": self.trace_record}
+        (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def load_captured(folder: Path, max_bytes: int) -> Captured:
@@ -91,8 +158,8 @@ def load_captured(folder: Path, max_bytes: int) -> Captured:
         raise CaptureError(f"the captured values take {total:,} bytes, over the limit of {max_bytes:,}")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        values, events = manifest["values"], manifest.get("events", [])
-        if not isinstance(values, dict) or not isinstance(events, list):
+        values, events, trace = manifest["values"], manifest.get("events", []), manifest.get("trace", {})
+        if not isinstance(values, dict) or not isinstance(events, list) or not isinstance(trace, dict):
             raise TypeError("wrong structure")
     except (ValueError, KeyError, TypeError) as exc:
         raise CaptureError(f"the capture manifest is malformed: {exc}") from None
@@ -105,7 +172,10 @@ def load_captured(folder: Path, max_bytes: int) -> Captured:
             arrays = {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise CaptureError(f"the captured arrays are unreadable: {exc}") from None
-    return Captured(values=values, arrays=arrays, events=[str(e) for e in events])
+    captured = Captured(values=values, arrays=arrays, events=[str(e) for e in events], trace_record=trace)
+    if trace:
+        captured.trace  # noqa: B018  (validates the record now, so a bad one is a capture error)
+    return captured
 
 
 @dataclass
@@ -119,4 +189,8 @@ class NoCapture:
         return False
 
     def __getitem__(self, name: str):
+        raise CaptureError(self.reason)
+
+    @property
+    def trace(self) -> Trace:
         raise CaptureError(self.reason)

@@ -31,6 +31,7 @@ class ExecutionSettings:
     startup_timeout: float = _setting(60.0, "seconds to wait for a fresh kernel to become ready")
     max_capture_bytes: int = _setting(64 * 2**20, "largest capture file read back from the kernel")
     max_output_chars: int = _setting(20_000, "characters of a cell's output kept for feedback")
+    max_trace_losses: int = _setting(1_000_000, "loss values kept in the training trace")
     max_notebook_bytes: int = _setting(20 * 2**20, "largest submission file accepted")
 
 

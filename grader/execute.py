@@ -66,7 +66,7 @@ class CellProblem:
 class ExecutionResult:
     """Everything a run produced, as data."""
 
-    status: str  # "ok", "error" or "timeout"
+    status: str  # "ok", "error", "timeout", or "grader-error" when the kernel could not be prepared
     problems: list[CellProblem] = field(default_factory=list)
     captured: Captured | None = None
     capture_error: str = ""
@@ -192,7 +192,8 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
                                                                          options.cache_dir))
         await client.async_start_new_kernel_client()
         await run_grader_code(client, kernel_code("preamble", "install", {
-            "threads": 1, "map_cuda_to_cpu": map_cuda}), settings.startup_timeout)
+            "threads": 1, "map_cuda_to_cpu": map_cuda, "max_losses": settings.max_trace_losses}),
+            settings.startup_timeout)
         deadline = started + settings.notebook_timeout
         await _run_cells(client, nb, settings, deadline, result)
         if any(p.kind == "dead-kernel" for p in result.problems):
@@ -200,8 +201,9 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         else:
             await _capture(client, options, settings, capture_dir, result)
     except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError) as exc:
-        result.status = "error" if result.status == "ok" else result.status
-        result.capture_error = result.capture_error or f"the kernel could not be prepared: {exc}"
+        # Nothing of the student's has run yet: this is the grading side's failure.
+        result.status = "grader-error"
+        result.capture_error = f"the kernel could not be started or prepared: {exc}"
     finally:
         await _stop_kernel(km, client)
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -7,15 +7,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from grader.captured import NoCapture
+from grader.captured import Captured, ModuleInfo, NoCapture, Trace
 from grader.checks import Check, CheckResult, load_checks, run_check
 from grader.config import PUBLIC_VARIANT, Assignment
-from grader.errors import ConfigError, InvalidSubmission
+from grader.errors import ConfigError, InvalidSubmission, SubmissionError
 from grader.notebook import read_notebook
 from grader.reference import reference_captures
 from grader.runs import GradeOptions, Runner
 
-STATUS_ORDER = ("ok", "error", "timeout")
+STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
 CHECKPOINT_DIR = ".ipynb_checkpoints"
 
 
@@ -32,6 +32,8 @@ class GradeReport:
     checks: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
+    training: dict = field(default_factory=dict)
+    modules: dict = field(default_factory=dict)
     seconds: float = 0.0  # kernel time over all variants, waiting for a worker not counted
 
     def to_json(self) -> dict:
@@ -52,6 +54,34 @@ def collect_submissions(paths: list[Path]) -> list[tuple[Path, Path]]:
         else:
             found.append((path, path.parent))
     return found
+
+
+def training_summary(trace: Trace) -> dict:
+    """The trace as plain data for the results file and the feedback."""
+    return {
+        "optimizers": [{"class": o.kind, "lr": o.lr, "steps": o.steps, "parameters": o.parameters,
+                        "hyperparameters": o.first_step or o.hyperparameters} for o in trace.optimizers],
+        "epochs": trace.epochs,
+        "backward_calls": trace.backward_calls,
+        "first_nonfinite_epoch": trace.first_nonfinite_epoch,
+        "first_nan_epoch": trace.first_nan_epoch,
+        "losses": [float(x) for x in trace.losses],
+    }
+
+
+def module_summaries(captured: Captured, names: tuple[str, ...]) -> dict:
+    """Layers of every captured module, e.g. {"net": ["Embedding(num_embeddings=5, ...)", ...]}."""
+    summaries = {}
+    for name in names:
+        try:
+            value = captured[name]
+        except SubmissionError:
+            continue
+        if isinstance(value, ModuleInfo):
+            summaries[name] = [
+                f"{layer['type']}({', '.join(f'{k}={v}' for k, v in layer['config'].items())})"
+                for layer in value.layers if layer["children"] == 0]
+    return summaries
 
 
 class AssignmentGrader:
@@ -98,6 +128,9 @@ class AssignmentGrader:
             if variant.name == PUBLIC_VARIANT:
                 report.notes += prepared.notes
                 report.problems = [asdict(p) | {"text": p.describe()} for p in result.problems]
+                if result.captured:
+                    report.training = training_summary(result.captured.trace)
+                    report.modules = module_summaries(result.captured, self.assignment.capture)
             report.notes += [n for n in result.notes if n not in report.notes]
             student = result.captured or NoCapture(result.capture_error or "no values were read back")
             values = {"student": student, "reference": self.reference[variant.name], "run": result}

@@ -44,6 +44,31 @@ def _trim_traceback(text: str) -> str:
     return "\n".join(lines[-FEEDBACK_TRACEBACK_LINES:])
 
 
+def _training_lines(report: GradeReport) -> list[str]:
+    """What the notebook's training actually did, as the grader saw it run."""
+    training = report.training
+    if not training and not report.modules:
+        return []
+    out = ["## What your notebook did", ""]
+    for name, layers in report.modules.items():
+        out.append(f"- `{name}`: " + " → ".join(f"`{layer}`" for layer in layers))
+    for o in training.get("optimizers", []):
+        out.append(f"- optimizer `{o['class']}` with lr {o['lr']:g} over {o['parameters']} parameter values: "
+                   f"{o['steps']} step(s)" if isinstance(o.get("lr"), (int, float)) else
+                   f"- optimizer `{o['class']}`: {o['steps']} step(s)")
+    losses = training.get("losses", [])
+    if training:
+        out.append(f"- `backward()` was called {training['backward_calls']} time(s); "
+                   f"that is {training['epochs']} epoch(s) of full-batch training")
+    if losses:
+        out.append(f"- loss: first {losses[0]:.6g}, last {losses[-1]:.6g}")
+    if training.get("first_nonfinite_epoch"):
+        nan = training.get("first_nan_epoch")
+        out.append(f"- the loss first became infinite or nan at epoch {training['first_nonfinite_epoch']}"
+                   + (f", nan at epoch {nan}" if nan else ""))
+    return out + [""]
+
+
 def feedback_markdown(report: GradeReport, assignment: Assignment) -> str:
     title = assignment.title or assignment.name
     out = [f"# {title}: feedback for {report.student}", "",
@@ -61,6 +86,7 @@ def feedback_markdown(report: GradeReport, assignment: Assignment) -> str:
             if problem.get("traceback"):
                 out += ["", "```", _trim_traceback(problem["traceback"]), "```", ""]
         out.append("")
+    out += _training_lines(report)
     out += ["## Checks", "", "| | check | points |", "|---|---|---|"]
     for c in report.checks:
         mark = {"pass": "✓", "partial": "◐"}.get(c.status, "✗")

@@ -86,7 +86,15 @@ def capture(config_json):
                             "error": f"{type(exc).__name__}: {exc}"[:300]}
 
     state = sys.modules.get("__grader_state__")
-    manifest = {"values": values, "events": list(getattr(state, "events", []))}
+    optimizers = []
+    for reference, record in getattr(state, "optimizers", []):
+        alive = reference()
+        final = state.hyperparameters(alive) if alive is not None else None
+        optimizers.append({**record, "last": final})
+    arrays["trace_losses"] = np.asarray(getattr(state, "losses", []), dtype=np.float64)
+    trace = {"backward_calls": int(getattr(state, "backward_calls", 0)), "optimizers": optimizers,
+             "losses": "trace_losses"}
+    manifest = {"values": values, "events": list(getattr(state, "events", [])), "trace": trace}
     folder = config["folder"]
     np.savez(os.path.join(folder, "arrays.tmp.npz"), **arrays)
     os.replace(os.path.join(folder, "arrays.tmp.npz"), os.path.join(folder, "arrays.npz"))

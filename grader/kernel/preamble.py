@@ -11,6 +11,7 @@ def install(config_json):
     config = json.loads(config_json)
     state = types.ModuleType("__grader_state__")
     state.events = []
+    state.hyperparameters = _hyperparameters
     sys.modules["__grader_state__"] = state
 
     torch.set_num_threads(config["threads"])
@@ -19,8 +20,78 @@ def install(config_json):
     torch.backends.cudnn.deterministic = True
     import torch.optim  # noqa: F401  (first use costs ~1 s; keep it out of the student's timing)
 
+    _record_training(torch, state, config["max_losses"])
     if config["map_cuda_to_cpu"]:
         _map_cuda_to_cpu(torch, state)
+
+
+def _plain(value):
+    """A hyperparameter as JSON-able data (tensors become floats, unknown objects their type)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return type(value).__name__
+
+
+def _hyperparameters(optimizer):
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    return {k: _plain(v) for k, v in group.items() if k != "params"}
+
+
+def _record_training(torch, state, max_losses):
+    """Record, without the student's help, every loss backpropagated and every optimizer.
+
+    `torch.autograd.backward` is what `Tensor.backward` calls, so wrapping it sees both;
+    optimizers are seen through `Optimizer.__init__` (every subclass calls it) and
+    torch's global step hook.
+    """
+    import weakref
+
+    state.losses = []
+    state.backward_calls = 0
+    state.optimizers = []  # [weak reference, record]
+    original_backward = torch.autograd.backward
+
+    def backward(tensors, *args, **kwargs):
+        state.backward_calls += 1
+        try:
+            if isinstance(tensors, torch.Tensor) and tensors.numel() == 1 and len(state.losses) < max_losses:
+                state.losses.append(float(tensors.detach().reshape(())))
+        except Exception:
+            pass
+        return original_backward(tensors, *args, **kwargs)
+
+    torch.autograd.backward = backward
+
+    original_init = torch.optim.Optimizer.__init__
+
+    def init(optimizer, *args, **kwargs):
+        original_init(optimizer, *args, **kwargs)
+        try:
+            record = {"class": type(optimizer).__name__, "steps": 0,
+                      "parameters": sum(p.numel() for g in optimizer.param_groups for p in g["params"]),
+                      "hyperparameters": _hyperparameters(optimizer), "first_step": None}
+            state.optimizers.append([weakref.ref(optimizer), record])
+        except Exception:
+            pass
+
+    torch.optim.Optimizer.__init__ = init
+
+    def after_step(optimizer, args, kwargs):
+        for reference, record in state.optimizers:
+            if reference() is optimizer:
+                record["steps"] += 1
+                if record["first_step"] is None:
+                    record["first_step"] = _hyperparameters(optimizer)
+                return
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    register_optimizer_step_post_hook(after_step)
 
 
 def _map_cuda_to_cpu(torch, state):
