@@ -1,0 +1,137 @@
+"""The engine on small notebooks: errors, timeouts, a dying kernel, capture, clean-up."""
+
+import asyncio
+import glob
+import subprocess
+import tempfile
+
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from grader.config import ExecutionSettings
+from grader.errors import MissingValue
+from grader.execute import RunOptions, run_notebook
+
+import pytest
+
+
+def run(*sources, capture=(), settings=None, device="cpu"):
+    cells = [new_markdown_cell(s[3:]) if s.startswith("md:") else new_code_cell(s) for s in sources]
+    settings = settings or ExecutionSettings(cell_timeout=10, notebook_timeout=60)
+    return asyncio.run(run_notebook(new_notebook(cells=cells), settings, RunOptions(capture=capture, device=device)))
+
+
+def kernels_running() -> list[str]:
+    found = subprocess.run(["pgrep", "-af", "ipykernel_launcher"], capture_output=True, text=True).stdout
+    return [line for line in found.splitlines() if "pgrep" not in line]
+
+
+def test_error_is_recorded_and_later_cells_still_run():
+    result = run("a = 1", "1/0", "b = a + 1", capture=("a", "b"))
+    assert result.status == "error"
+    [problem] = result.problems
+    assert (problem.cell_index, problem.ename, problem.first_line) == (1, "ZeroDivisionError", "1/0")
+    assert "ZeroDivisionError" in problem.traceback
+    assert result.captured["b"] == 2
+
+
+def test_cell_timeout_interrupts_and_continues():
+    result = run("import time\nwhile True: time.sleep(0.01)", "after = 'ran'", capture=("after",),
+                 settings=ExecutionSettings(cell_timeout=2, notebook_timeout=60))
+    assert result.status == "timeout"
+    assert [p.kind for p in result.problems] == ["timeout"]
+    assert result.captured["after"] == "ran"
+
+
+def test_notebook_timeout_stops_remaining_cells():
+    result = run("import time\ntime.sleep(1.5)", "time.sleep(1.5)", "late = 1", capture=("late",),
+                 settings=ExecutionSettings(cell_timeout=10, notebook_timeout=2.5))
+    assert result.status == "timeout"
+    assert "late" not in result.captured
+    assert any("ran out of its" in note for note in result.notes)
+
+
+def test_dead_kernel_is_reported_and_nothing_is_left_running():
+    before = set(kernels_running())
+    result = run("x = 1", "import os\nos._exit(3)", "y = 2", capture=("x",))
+    assert result.status == "error"
+    assert result.problems[-1].kind == "dead-kernel"
+    assert "kernel died" in result.capture_error
+    assert set(kernels_running()) <= before
+
+
+def test_kernel_and_temporary_folders_are_removed_after_a_run():
+    before_dirs = set(glob.glob(f"{tempfile.gettempdir()}/grader-run-*"))
+    run("open('scratch.txt', 'w').write('x')", capture=())
+    assert set(glob.glob(f"{tempfile.gettempdir()}/grader-run-*")) == before_dirs
+    assert kernels_running() == []
+
+
+def test_capture_kinds():
+    result = run(
+        "import torch, numpy as np\n"
+        "t = torch.arange(6.0).reshape(2, 3)\nd = torch.tensor([1.0], dtype=torch.float64)\n"
+        "n = 3\nf = 0.5\ns = 'why'\na = np.ones(2, dtype=np.float32)\nl = [1.0, 2.0]\n"
+        "sd = {'w': torch.ones(2)}\nobj = object()\n"
+        "net = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Tanh(), torch.nn.Linear(3, 5))",
+        capture=("t", "d", "n", "f", "s", "a", "l", "sd", "obj", "net", "never"))
+    c = result.captured
+    assert c["t"].shape == (2, 3) and c["t"][1, 2] == 5.0
+    assert c["d"].dtype.is_floating_point and str(c["d"].dtype) == "torch.float64"
+    assert (c["n"], c["f"], c["s"]) == (3, 0.5, "why")
+    assert c["a"].tolist() == [1.0, 1.0] and c["l"].tolist() == [1.0, 2.0]
+    assert c["sd"]["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(MissingValue, match="`obj` is a object, which the grader cannot read"):
+        c["obj"]
+    with pytest.raises(MissingValue, match="never defined `never`"):
+        c["never"]
+    net = c["net"]
+    assert net.layer_types() == ["Embedding", "Tanh", "Linear"]
+    assert net.layers[1]["config"] == {"num_embeddings": 5, "embedding_dim": 3}
+    assert net.layers[3]["config"] == {"in_features": 3, "out_features": 5, "bias": True}
+    assert net.parameters["2.weight"]["shape"] == [5, 3]
+    assert net.state_dict["0.weight"].shape == (5, 3)
+
+
+def test_hard_coded_cuda_runs_on_cpu_with_a_note():
+    result = run("import torch\nx = torch.ones(2, device='cuda:0')\n"
+                 "net = torch.nn.Linear(2, 1).cuda()\ny = net(x.to('cuda')).cpu()", capture=("y",))
+    assert result.status == "ok", result.problems
+    assert result.captured["y"].shape == (1,)
+    assert any("ran on the CPU" in note for note in result.notes)
+
+
+def test_without_cuda_in_the_code_there_is_no_note():
+    result = run("import torch\ny = torch.ones(2)", capture=("y",))
+    assert result.notes == []
+
+
+def test_plots_prints_and_warnings_do_not_change_the_result():
+    quiet = run("import torch\ntorch.manual_seed(0)\nw = torch.randn(3)", capture=("w",))
+    noisy = run("import torch, warnings, matplotlib.pyplot as plt\ntorch.manual_seed(0)\nw = torch.randn(3)\n"
+                "plt.plot([1, 2], [3, 4]); plt.show()\nprint('x' * 1000)\nwarnings.warn('careful')",
+                capture=("w",))
+    assert noisy.status == quiet.status == "ok"
+    assert noisy.captured["w"].tolist() == quiet.captured["w"].tolist()
+
+
+def test_huge_output_is_cut():
+    result = run("for i in range(20000): print('line', i)", settings=ExecutionSettings(max_output_chars=5000))
+    outputs = result.notebook.cells[0].outputs
+    kept = sum(len(o.get("text", "")) for o in outputs)
+    assert kept < 20000
+    assert "output cut" in outputs[-1].text
+
+
+def test_training_trace_is_recorded_without_the_students_help():
+    result = run("import torch\nw = torch.zeros(1, requires_grad=True)\n"
+                 "opt = torch.optim.SGD([w], lr=0.1)\n"
+                 "for _ in range(3):\n    loss = ((w - 1) ** 2).sum()\n    loss.backward()\n"
+                 "    opt.step(); opt.zero_grad()\n"
+                 "torch.autograd.backward(((w - 1) ** 2).sum())",
+                 capture=("w",))
+    trace = result.captured.trace
+    assert trace.backward_calls == 4
+    assert trace.losses.tolist() == pytest.approx([1.0, 0.64, 0.4096, 0.262144])
+    [sgd] = trace.optimizers
+    assert (sgd.kind, sgd.lr, sgd.steps) == ("SGD", 0.1, 3)
+    assert trace.epochs == 3
