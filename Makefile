@@ -15,7 +15,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
@@ -32,4 +32,4 @@ test: install check-reference
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(OUT) .grader-cache
+	rm -rf .grader-cache

@@ -16,6 +16,7 @@ from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
 from grader.grade import AssignmentGrader, GradeReport, collect_submissions
+from grader.manual import MANUAL_FILE, merge_manual, write_manual_files
 from grader.reference import compare_golden, environment_label, record_golden
 from grader.report import write_reports
 from grader.runs import GradeOptions
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="notebooks, or folders whose every file is a submission")
     grade.add_argument("--out", type=Path, default=Path("grades"),
                        help="output folder; results go to OUT/<assignment>/ (default: grades)")
+    grade.add_argument("--force", action="store_true",
+                       help="re-grade every file, even those whose result for the same content is cached")
     common(grade)
 
     check = commands.add_parser("check-reference",
@@ -75,7 +78,8 @@ def options_from(args) -> GradeOptions:
         raise UsageError("--workers must be at least 1")
     if not (args.course / "assignments").is_dir():
         raise UsageError(f"{args.course / 'assignments'} does not exist; run from the course folder or pass --course")
-    return GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=args.workers)
+    return GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=args.workers,
+                        force=getattr(args, "force", False))
 
 
 def _say(text: str) -> None:
@@ -95,16 +99,23 @@ async def grade_command(args) -> int:
 
     def progress(report: GradeReport) -> None:
         done.append(report)
+        how = "unchanged, reused" if report.cached else f"{report.seconds:.1f} s"
         _say(f"[{len(done)}/{len(files)}] {report.student}: {report.score:g}/{report.max_score:g} "
-             f"{report.status} ({report.seconds:.1f} s)")
+             f"{report.status} ({how})")
 
     reports = await grader.grade_all(files, progress)
+    folder = args.out / grader.assignment.name
+    merge_manual(reports, grader.assignment.manual, folder / MANUAL_FILE)
+    write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or grader.assignment.name)
     write_reports(args.out, grader.assignment, reports)
     counts = {s: sum(r.status == s for r in reports) for s in ("ok", "error", "timeout", "invalid", "grader-error")}
     mean = sum(r.score for r in reports) / len(reports) if reports else 0.0
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    print(f"{args.assignment}: {len(reports)} graded ({summary or 'nothing to grade'}); "
-          f"mean {mean:.2f}/{grader.max_score:g}; gradebook {args.out / args.assignment / 'gradebook.csv'}")
+    reused = sum(r.cached for r in reports)
+    maximum = max((r.max_score for r in reports), default=0.0)
+    print(f"{args.assignment}: {len(reports)} graded ({summary or 'nothing to grade'}"
+          f"{f'; {reused} unchanged, reused' if reused else ''}); "
+          f"mean {mean:.2f}/{maximum:g}; gradebook {folder / 'gradebook.csv'}")
     return EXIT_OK
 
 

@@ -52,6 +52,17 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ManualQuestion:
+    """A free-text answer a TA grades by hand; the grader collects it and adds a hint."""
+
+    name: str = _setting("", "column name in the gradebook and the manual-grades file")
+    cell: str = _setting("", "id of the answer cell (usually markdown) holding the answer")
+    points: float = _setting(1.0, "points the TA can award")
+    prompt: str = _setting("", "the question, shown to the TA in the review file")
+    hint_words: tuple[str, ...] = _setting((), "words whose presence the automatic hint reports")
+
+
+@dataclass(frozen=True)
 class Assignment:
     """An assignment folder, resolved to paths and settings."""
 
@@ -64,6 +75,7 @@ class Assignment:
     capture: tuple[str, ...] = _setting((), "names read back from the kernel after the student's cells")
     execution: ExecutionSettings = _setting(ExecutionSettings(), "timeouts and size limits")
     variants: tuple[Variant, ...] = _setting((Variant(),), "runs of each submission, public first")
+    manual: tuple[ManualQuestion, ...] = _setting((), "free-text questions graded by a TA")
 
     @property
     def template_path(self) -> Path:
@@ -117,6 +129,10 @@ def load_assignment(course_dir: Path, name: str) -> Assignment:
     where = str(toml_path)
     execution = _build(ExecutionSettings, data.pop("execution", {}), f"{where} [execution]")
     hidden = tuple(_build(Variant, v, f"{where} [[variants]]") for v in data.pop("variants", []))
+    manual = tuple(_build(ManualQuestion, {**q, "hint_words": tuple(q.get("hint_words", ()))},
+                          f"{where} [[manual]]") for q in data.pop("manual", []))
+    if any(not q.name or not q.cell for q in manual):
+        raise ConfigError(f"{where}: every [[manual]] question needs a name and a cell id")
     names = [v.name for v in hidden]
     if PUBLIC_VARIANT in names or len(set(names)) != len(names):
         raise ConfigError(f"{where}: variant names must be unique and not {PUBLIC_VARIANT!r}")
@@ -132,6 +148,7 @@ def load_assignment(course_dir: Path, name: str) -> Assignment:
             "golden_file": course_dir / "reference" / f"{name}.golden.json",
             "execution": execution,
             "variants": (Variant(),) + hidden,
+            "manual": manual,
         },
         where,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -11,8 +13,9 @@ from grader.captured import Captured, ModuleInfo, NoCapture, Trace
 from grader.checks import Check, CheckResult, load_checks, run_check
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import ConfigError, InvalidSubmission, SubmissionError
-from grader.notebook import read_notebook
-from grader.reference import reference_captures
+from grader.fsutil import write_atomic
+from grader.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
+from grader.reference import cache_folder, reference_captures
 from grader.runs import GradeOptions, Runner
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
@@ -27,17 +30,33 @@ class GradeReport:
     file: str
     status: str  # ok, error, timeout, invalid, grader-error
     reason: str = ""
-    score: float = 0.0
-    max_score: float = 0.0
     checks: list[CheckResult] = field(default_factory=list)
+    manual: list[CheckResult] = field(default_factory=list)  # merged from the TA's file, never cached
+    answers: dict[str, str | None] = field(default_factory=dict)  # free-text answers by question
     notes: list[str] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
     training: dict = field(default_factory=dict)
     modules: dict = field(default_factory=dict)
     seconds: float = 0.0  # kernel time over all variants, waiting for a worker not counted
+    cached: bool = False  # reused from an earlier run of identical content
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.points for c in self.checks + self.manual), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.max_points for c in self.checks + self.manual), 6)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"score": self.score, "max_score": self.max_score}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GradeReport":
+        fields = {k: v for k, v in data.items() if k not in ("score", "max_score")}
+        fields["checks"] = [CheckResult(**c) for c in data["checks"]]
+        fields["manual"] = [CheckResult(**c) for c in data.get("manual", [])]
+        return cls(**fields)
 
 
 def student_id(path: Path, root: Path) -> str:
@@ -97,20 +116,32 @@ class AssignmentGrader:
             raise ConfigError(f"{assignment.template_path}: {exc}") from None
         self.runner = Runner(assignment, template, options)
         self.reference = None
-
-    @property
-    def max_score(self) -> float:
-        return sum(c.points for c in self.checks for v in self.assignment.variants if c.runs_on(v.name))
+        answer_cells = {c.get("id"): c for c in template.cells if ANSWER in tags(c)}
+        for question in assignment.manual:
+            if question.cell not in answer_cells:
+                raise ConfigError(f"manual question {question.name!r}: no answer cell with id {question.cell!r} "
+                                  "in the student notebook")
+        self.answer_prompts = {q.name: answer_cells[q.cell].source for q in assignment.manual}
+        self.results_cache = options.cache_dir / "results" / assignment.name / cache_folder(assignment, self.runner).name
 
     async def prepare(self) -> None:
         self.reference = await reference_captures(self.assignment, self.runner)
 
     async def grade_file(self, path: Path, root: Path) -> GradeReport:
-        report = GradeReport(student_id(path, root), str(path), "ok", max_score=self.max_score)
+        """Grade one file, or reuse the result for identical content graded in the same setting."""
+        report = GradeReport(student_id(path, root), str(path), "ok")
+        limit = self.assignment.execution.max_notebook_bytes
         try:
             if CHECKPOINT_DIR in path.parts:
                 raise InvalidSubmission("a Jupyter autosave copy (.ipynb_checkpoints), not a submission")
-            submission = read_notebook(path, self.assignment.execution.max_notebook_bytes)
+            if path.stat().st_size > limit:
+                raise InvalidSubmission(f"the file is {path.stat().st_size:,} bytes, over the limit of {limit:,}")
+            data = path.read_bytes()
+            cached = self.results_cache / f"{hashlib.sha256(data).hexdigest()[:32]}.json"
+            if cached.is_file() and not self.options.force:
+                return replace(GradeReport.from_json(json.loads(cached.read_text(encoding="utf-8"))),
+                               student=report.student, file=report.file, cached=True)
+            submission = read_notebook_bytes(data, limit)
         except InvalidSubmission as exc:
             report.status, report.reason = "invalid", str(exc)
             report.checks = self._unrun_checks(f"not graded: {exc}")
@@ -146,9 +177,20 @@ class AssignmentGrader:
             report.status = "grader-error"
             reasons.insert(0, f"check(s) {', '.join(crashed)} crashed; a TA must review this submission")
         report.reason = "; ".join(reasons)
-        report.score = round(sum(c.points for c in report.checks), 6)
         report.seconds = round(sum(result.seconds for _, result in runs.values()), 2)
+        report.answers = self._answers(runs[PUBLIC_VARIANT][0])
+        if report.status != "grader-error":
+            write_atomic(cached, json.dumps(report.to_json()))
         return report
+
+    def _answers(self, prepared: PreparedNotebook) -> dict[str, str | None]:
+        """Each free-text answer; a cell left exactly as handed out counts as empty."""
+        answers = {}
+        for question in self.assignment.manual:
+            cell = prepared.answer_cells.get(question.cell)
+            unchanged = cell is not None and cell.source.strip() == self.answer_prompts[question.name].strip()
+            answers[question.name] = None if cell is None else "" if unchanged else cell.source
+        return answers
 
     def _unrun_checks(self, why: str) -> list[CheckResult]:
         return [CheckResult(c.name, v.name, c.description, 0.0, c.points, "fail", why, why)
@@ -162,7 +204,7 @@ class AssignmentGrader:
             except Exception as exc:  # a grader bug must not stop the batch or lose the row
                 report = GradeReport(student_id(path, root), str(path), "grader-error",
                                      f"internal grading error: {type(exc).__name__}: {exc}",
-                                     max_score=self.max_score, checks=self._unrun_checks("not graded"))
+                                     checks=self._unrun_checks("not graded"))
             if on_report:
                 on_report(report)
             return report

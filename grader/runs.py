@@ -20,6 +20,7 @@ class GradeOptions:
     device: str
     cache_dir: Path
     workers: int
+    force: bool = False  # re-grade even when a cached result for the same content exists
 
 
 class Runner:

@@ -1,0 +1,34 @@
+"""Re-running `grader grade` grades only what changed; --force re-grades everything."""
+
+import shutil
+
+import nbformat
+from test_cli import grader
+
+from conftest import ROOT
+
+SAMPLES = ROOT / "submissions" / "regression_ab"
+
+
+def test_only_new_or_changed_files_are_graded_again(tmp_path, cache_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "correct_matmul.ipynb", folder / "alice.ipynb")
+    shutil.copy(SAMPLES / "wrong_10_epochs.ipynb", folder / "bob.ipynb")
+    out = ["--out", str(tmp_path / "grades")]
+
+    first = grader("grade", "regression_ab", str(folder), *out, cache_dir=cache_dir)
+    assert "2 graded (2 ok)" in first.stdout, first.stderr
+
+    shutil.copy(SAMPLES / "wrong_lr_0.01.ipynb", folder / "carol.ipynb")  # a late submission
+    resubmission = nbformat.read(SAMPLES / "correct_manual_update.ipynb", as_version=4)
+    resubmission.cells.append(nbformat.v4.new_markdown_cell(f"resubmitted for {tmp_path.name}"))  # new content
+    nbformat.write(resubmission, folder / "bob.ipynb")
+    second = grader("grade", "regression_ab", str(folder), *out, cache_dir=cache_dir)
+    assert "3 graded (3 ok; 1 unchanged, reused)" in second.stdout, second.stdout + second.stderr
+    assert "alice: 12/12 ok (unchanged, reused)" in second.stderr
+    assert "bob: 12/12 ok (" in second.stderr and "bob: 12/12 ok (unchanged" not in second.stderr
+
+    forced = grader("grade", "regression_ab", str(folder), *out, "--force", cache_dir=cache_dir)
+    assert "3 graded (3 ok)" in forced.stdout
+    assert "reused" not in forced.stderr
