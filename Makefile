@@ -20,10 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 grade: install
-	@status=0; for dir in $(SUBMISSIONS)/*/; do \
-	  name=$$(basename $$dir); \
-	  $(BIN)/grader grade $$name $$dir --out $(OUT) $(GRADE_ARGS) || status=$$?; \
-	done; exit $$status
+	$(BIN)/grader grade-course --submissions $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
 
 check-reference: install
 	$(BIN)/grader check-reference

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
-from grader.grade import AssignmentGrader, GradeReport, collect_submissions
+from grader.grade import AssignmentGrader, collect_submissions
 from grader.manual import MANUAL_FILE, merge_manual, write_manual_files
+from grader.progress import AssignmentSummary, Progress, summary_table
 from grader.reference import compare_golden, environment_label, record_golden
 from grader.report import write_reports
 from grader.runs import GradeOptions
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
+CLUSTER_CONNECT_TIMEOUT = 10  # seconds
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,17 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="kernels run at once (default: number of cores)")
         p.add_argument("--cache-dir", type=Path, default=Path(".grader-cache"),
-                       help="where reference runs are cached (default: .grader-cache)")
+                       help="where reference runs and finished grades are cached (default: .grader-cache)")
+
+    def grading(p):
+        p.add_argument("--out", type=Path, default=Path("grades"),
+                       help="output folder; results go to OUT/<assignment>/ (default: grades)")
+        p.add_argument("--force", action="store_true",
+                       help="re-grade every file, even those whose result for the same content is cached")
+        p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="send each submission to this Dask distributed scheduler instead of grading here")
+        common(p)
 
     grade = commands.add_parser("grade", help="grade submissions of one assignment")
     grade.add_argument("assignment", help="assignment name (a folder under assignments/)")
     grade.add_argument("paths", nargs="+", type=Path, metavar="SUBMISSION_OR_DIR",
                        help="notebooks, or folders whose every file is a submission")
-    grade.add_argument("--out", type=Path, default=Path("grades"),
-                       help="output folder; results go to OUT/<assignment>/ (default: grades)")
-    grade.add_argument("--force", action="store_true",
-                       help="re-grade every file, even those whose result for the same content is cached")
-    common(grade)
+    grading(grade)
+
+    course = commands.add_parser("grade-course", help="grade SUBMISSIONS/<assignment>/ for every assignment there")
+    course.add_argument("--submissions", type=Path, default=Path("submissions"),
+                        help="folder with one sub-folder per assignment (default: submissions)")
+    grading(course)
 
     check = commands.add_parser("check-reference",
                                 help="require full marks from each reference solution and compare golden values")
@@ -60,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--record-golden", action="store_true",
                        help="write this environment's reference values into reference/<name>.golden.json")
     common(check)
+
+    one = commands.add_parser("grade-one", help=argparse.SUPPRESS)  # a cluster worker's task
+    one.add_argument("assignment")
+    one.add_argument("filename", help="the submission's file name; its bytes come on stdin")
+    common(one)
     return parser
 
 
@@ -82,8 +102,42 @@ def options_from(args) -> GradeOptions:
                         force=getattr(args, "force", False))
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+async def grade_assignment(name: str, paths: list[Path], args, options: GradeOptions, client=None) -> AssignmentSummary:
+    """Grade the files under `paths`, write every output, and summarise."""
+    started = time.monotonic()
+    grader = AssignmentGrader(load_assignment(args.course, name), options)
+    files = collect_submissions(paths)
+    where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
+    print(f"{name}: {len(files)} file(s), device {options.device}, {where}", file=sys.stderr, flush=True)
+    progress = Progress(name, len(files))
+    if client:
+        from grader.distributed import remote_grader
+
+        reports = await grader.grade_all(files, progress.update, remote_grader(client, grader, args.course))
+    else:
+        await grader.prepare()
+        reports = await grader.grade_all(files, progress.update)
+    progress.finish()
+    folder = args.out / name
+    merge_manual(reports, grader.assignment.manual, folder / MANUAL_FILE)
+    write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or name)
+    write_reports(args.out, grader.assignment, reports)
+    return AssignmentSummary.of(name, reports, time.monotonic() - started, str(folder / "gradebook.csv"))
+
+
+async def with_optional_cluster(args, work):
+    if not args.scheduler:
+        return await work(None)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs the 'distributed' package: pip install distributed") from None
+    try:
+        client = await Client(args.scheduler, asynchronous=True, timeout=CLUSTER_CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
+    async with client:
+        return await work(client)
 
 
 async def grade_command(args) -> int:
@@ -91,31 +145,39 @@ async def grade_command(args) -> int:
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    summary = await with_optional_cluster(
+        args, lambda client: grade_assignment(args.assignment, args.paths, args, options, client))
+    print(summary.line())
+    return EXIT_OK
+
+
+async def grade_course_command(args) -> int:
+    options = options_from(args)
+    if not args.submissions.is_dir():
+        raise UsageError(f"no such folder: {args.submissions}")
+    names = sorted(p.name for p in args.submissions.iterdir() if p.is_dir())
+    unknown = sorted(set(names) - set(list_assignments(args.course)))
+    if unknown:
+        raise UsageError(f"{args.submissions} has folders for unknown assignments: {', '.join(unknown)}")
+
+    async def grade_each(client):
+        return [await grade_assignment(name, [args.submissions / name], args, options, client) for name in names]
+
+    summaries = await with_optional_cluster(args, grade_each)
+    print(summary_table(summaries))
+    return EXIT_OK
+
+
+async def grade_one_command(args) -> int:
+    """Grade a notebook given on stdin and print its report as JSON (a cluster task)."""
+    options = options_from(args)
     grader = AssignmentGrader(load_assignment(args.course, args.assignment), options)
-    files = collect_submissions(args.paths)
-    _say(f"{args.assignment}: {len(files)} file(s), device {options.device}, {options.workers} worker(s)")
     await grader.prepare()
-    done = []
-
-    def progress(report: GradeReport) -> None:
-        done.append(report)
-        how = "unchanged, reused" if report.cached else f"{report.seconds:.1f} s"
-        _say(f"[{len(done)}/{len(files)}] {report.student}: {report.score:g}/{report.max_score:g} "
-             f"{report.status} ({how})")
-
-    reports = await grader.grade_all(files, progress)
-    folder = args.out / grader.assignment.name
-    merge_manual(reports, grader.assignment.manual, folder / MANUAL_FILE)
-    write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or grader.assignment.name)
-    write_reports(args.out, grader.assignment, reports)
-    counts = {s: sum(r.status == s for r in reports) for s in ("ok", "error", "timeout", "invalid", "grader-error")}
-    mean = sum(r.score for r in reports) / len(reports) if reports else 0.0
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    reused = sum(r.cached for r in reports)
-    maximum = max((r.max_score for r in reports), default=0.0)
-    print(f"{args.assignment}: {len(reports)} graded ({summary or 'nothing to grade'}"
-          f"{f'; {reused} unchanged, reused' if reused else ''}); "
-          f"mean {mean:.2f}/{maximum:g}; gradebook {folder / 'gradebook.csv'}")
+    with tempfile.TemporaryDirectory(prefix="grader-one-") as folder:
+        path = Path(folder) / Path(args.filename).name
+        path.write_bytes(sys.stdin.buffer.read())
+        report = await grader.grade_file(path, path.parent)
+    print(json.dumps(report.to_json()))
     return EXIT_OK
 
 
@@ -129,7 +191,8 @@ async def check_reference_command(args) -> int:
         grader = AssignmentGrader(load_assignment(args.course, name), options)
         try:
             await grader.prepare()
-            report = await grader.grade_file(grader.assignment.reference_notebook, grader.assignment.reference_notebook.parent)
+            reference = grader.assignment.reference_notebook
+            report = await grader.grade_file(reference, reference.parent)
         except GraderError as exc:
             print(f"{name}: FAIL: {exc}")
             failures += 1
@@ -158,11 +221,14 @@ async def check_reference_command(args) -> int:
     return EXIT_NOT_GRADABLE if failures else EXIT_OK
 
 
+COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
+            "check-reference": check_reference_command}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        command = grade_command if args.command == "grade" else check_reference_command
-        return asyncio.run(command(args))
+        return asyncio.run(COMMANDS[args.command](args))
     except UsageError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from grader.captured import Captured, ModuleInfo, NoCapture, Trace
 from grader.checks import Check, CheckResult, load_checks, run_check
@@ -127,8 +127,9 @@ class AssignmentGrader:
     async def prepare(self) -> None:
         self.reference = await reference_captures(self.assignment, self.runner)
 
-    async def grade_file(self, path: Path, root: Path) -> GradeReport:
-        """Grade one file, or reuse the result for identical content graded in the same setting."""
+    def lookup(self, path: Path, root: Path) -> tuple[GradeReport, bytes | None]:
+        """A finished report (invalid file, or identical content already graded in this
+        setting), or a blank report plus the notebook's bytes still to be graded."""
         report = GradeReport(student_id(path, root), str(path), "ok")
         limit = self.assignment.execution.max_notebook_bytes
         try:
@@ -137,20 +138,37 @@ class AssignmentGrader:
             if path.stat().st_size > limit:
                 raise InvalidSubmission(f"the file is {path.stat().st_size:,} bytes, over the limit of {limit:,}")
             data = path.read_bytes()
-            cached = self.results_cache / f"{hashlib.sha256(data).hexdigest()[:32]}.json"
+            cached = self._cache_path(data)
             if cached.is_file() and not self.options.force:
-                return replace(GradeReport.from_json(json.loads(cached.read_text(encoding="utf-8"))),
-                               student=report.student, file=report.file, cached=True)
-            submission = read_notebook_bytes(data, limit)
+                earlier = GradeReport.from_json(json.loads(cached.read_text(encoding="utf-8")))
+                return replace(earlier, student=report.student, file=report.file, cached=True), None
+            read_notebook_bytes(data, limit)
+            return report, data
         except InvalidSubmission as exc:
             report.status, report.reason = "invalid", str(exc)
-            report.checks = self._unrun_checks(f"not graded: {exc}")
-            return report
         except OSError as exc:
             report.status, report.reason = "invalid", f"the file could not be read: {exc.strerror}"
-            report.checks = self._unrun_checks(report.reason)
-            return report
+        report.checks = self._unrun_checks(f"not graded: {report.reason}")
+        return report, None
 
+    def _cache_path(self, data: bytes) -> Path:
+        return self.results_cache / f"{hashlib.sha256(data).hexdigest()[:32]}.json"
+
+    def remember(self, data: bytes, report: GradeReport) -> None:
+        """Cache a finished grade so identical content is not run again (grader errors are retried)."""
+        if report.status != "grader-error":
+            write_atomic(self._cache_path(data), json.dumps(report.to_json()))
+
+    async def grade_file(self, path: Path, root: Path) -> GradeReport:
+        report, data = self.lookup(path, root)
+        if data is not None:
+            report = await self.grade_bytes(report, data)
+            self.remember(data, report)
+        return report
+
+    async def grade_bytes(self, report: GradeReport, data: bytes) -> GradeReport:
+        """Run every variant of a valid notebook and apply the checks to each."""
+        submission = read_notebook_bytes(data, self.assignment.execution.max_notebook_bytes)
         runs = await self.runner.run_all(submission)
         statuses = []
         for variant in self.assignment.variants:
@@ -179,8 +197,6 @@ class AssignmentGrader:
         report.reason = "; ".join(reasons)
         report.seconds = round(sum(result.seconds for _, result in runs.values()), 2)
         report.answers = self._answers(runs[PUBLIC_VARIANT][0])
-        if report.status != "grader-error":
-            write_atomic(cached, json.dumps(report.to_json()))
         return report
 
     def _answers(self, prepared: PreparedNotebook) -> dict[str, str | None]:
@@ -197,10 +213,17 @@ class AssignmentGrader:
                 for v in self.assignment.variants for c in self.checks if c.runs_on(v.name)]
 
     async def grade_all(self, files: list[tuple[Path, Path]],
-                        on_report: Callable[[GradeReport], None] | None = None) -> list[GradeReport]:
+                        on_report: Callable[[GradeReport], None] | None = None,
+                        remote: Callable[[GradeReport, bytes], Awaitable[GradeReport]] | None = None,
+                        ) -> list[GradeReport]:
+        """Grade every file concurrently (kernels limited by the runner), here or via `remote`."""
+
         async def one(path: Path, root: Path) -> GradeReport:
             try:
-                report = await self.grade_file(path, root)
+                report, data = self.lookup(path, root)
+                if data is not None:
+                    report = await (remote or self.grade_bytes)(report, data)
+                    self.remember(data, report)
             except Exception as exc:  # a grader bug must not stop the batch or lose the row
                 report = GradeReport(student_id(path, root), str(path), "grader-error",
                                      f"internal grading error: {type(exc).__name__}: {exc}",

@@ -29,8 +29,15 @@ def environment_label(device: str) -> str:
     return f"torch {torch.__version__}, {device}"
 
 
+def grader_files() -> dict[str, Path]:
+    """The grader's own source: a change to it invalidates cached references and grades."""
+    package = Path(__file__).parent
+    return {f"grader/{p.relative_to(package)}": p for p in package.rglob("*.py")}
+
+
 def cache_folder(assignment: Assignment, runner: Runner) -> Path:
-    key = hash_files(assignment.files_for_hash(), [__version__, environment_label(runner.options.device)])
+    key = hash_files(assignment.files_for_hash() | grader_files(),
+                     [__version__, environment_label(runner.options.device)])
     return runner.options.cache_dir / "reference" / assignment.name / key
 
 

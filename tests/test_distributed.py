@@ -1,0 +1,84 @@
+"""Grading through a real Dask scheduler and two workers on 127.0.0.1 gives the same gradebook."""
+
+import csv
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_cli import grader
+
+distributed = pytest.importorskip("distributed", reason="the 'distributed' package is not installed")
+SAMPLES = ROOT / "submissions" / "regression_ab"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = (tmp_path / "dask.log").open("w")
+    scheduler = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                 "--port", str(port), "--no-dashboard"]
+    processes = [subprocess.Popen(scheduler, stdout=logs, stderr=logs, cwd=tmp_path)]
+    for i in range(2):
+        worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1",
+                  "--nthreads", "1", "--no-dashboard", "--name", f"w{i}"]
+        processes.append(subprocess.Popen(worker, stdout=logs, stderr=logs, cwd=ROOT))
+    try:
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        logs.close()
+
+
+def rows(path: Path) -> list[dict]:
+    return sorted(csv.DictReader(path.open()), key=lambda r: r["student"])
+
+
+def test_cluster_grades_match_local_grades(tmp_path, cluster):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("correct_matmul.ipynb", "wrong_no_zero_grad.ipynb", "invalid_not_a_notebook.txt"):
+        shutil.copy(SAMPLES / name, folder / name)
+
+    local = grader("grade", "regression_ab", str(folder), "--out", str(tmp_path / "local"),
+                   cache_dir=tmp_path / "cache-local")
+    assert local.returncode == 0, local.stderr
+    started = time.monotonic()
+    remote = grader("grade", "regression_ab", str(folder), "--out", str(tmp_path / "remote"),
+                    "--scheduler", cluster, cache_dir=tmp_path / "cache-remote")
+    assert remote.returncode == 0, remote.stderr
+    assert f"cluster {cluster}" in remote.stderr
+    assert time.monotonic() - started < 300
+
+    gradebook = Path("regression_ab") / "gradebook.csv"
+    assert rows(tmp_path / "remote" / gradebook) == rows(tmp_path / "local" / gradebook)
+    with distributed.Client(cluster, timeout=30) as client:
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert "run_grade_task" in prefixes, "the notebooks were graded by the cluster's workers"
+
+
+def test_unreachable_scheduler_is_one_clear_line(tmp_path):
+    done = grader("grade", "regression_ab", str(SAMPLES / "correct_matmul.ipynb"), "--out", str(tmp_path),
+                  "--scheduler", f"tcp://127.0.0.1:{free_port()}", cache_dir=tmp_path / "cache")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("grader: error: cannot reach the Dask scheduler")
