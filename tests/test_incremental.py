@@ -10,7 +10,8 @@ from conftest import ROOT
 SAMPLES = ROOT / "submissions" / "regression_ab"
 
 
-def test_only_new_or_changed_files_are_graded_again(tmp_path, cache_dir):
+def test_only_new_or_changed_files_are_graded_again(tmp_path):
+    cache_dir = tmp_path / "cache"  # its own: other tests grade the same samples
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(SAMPLES / "correct_matmul.ipynb", folder / "alice.ipynb")
