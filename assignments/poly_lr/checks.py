@@ -18,7 +18,7 @@ import math
 from grader.captured import ModuleInfo
 from grader.checks import check
 from grader.compare import Mismatch, assert_close, assert_state_dict_close
-from grader.errors import ReferenceRunError
+from grader.errors import ReferenceRunError, SubmissionError
 
 LR = 0.1
 EPOCHS = 1000
@@ -38,7 +38,10 @@ def reference_divergence(reference) -> tuple[int, int]:
 
 
 def is_float64(student) -> bool:
-    net = student["net"]
+    try:
+        net = student["net"]
+    except SubmissionError:  # missing or unreadable: the parameters check says so
+        return False
     return isinstance(net, ModuleInfo) and any(p["dtype"] == "float64" for p in net.parameters.values())
 
 
