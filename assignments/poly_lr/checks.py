@@ -1,0 +1,122 @@
+"""Hidden checks for poly_lr: SGD with lr=0.1 on the lecture's cubic regression diverges,
+so the loss curve, the weights and the predictions are compared nan/inf-aware.
+
+The reference's loss grows ×11.4 per epoch, overflows float32 to inf at epoch 35 and
+turns nan at epoch 73 (epochs count from 1 here; the lecture's `epoc` is 34 and 72);
+its final weights and predictions are all nan. Measured (torch 2.13 CPU, seeds 43052
+and 8128) for the tolerances:
+- equivalent forms (`loss_fn(yhat, y)`, `torch.mean((y-yhat)**2)`, `.sum()/100`,
+  `F.mse_loss`, `X @ net.weight.T + net.bias`) keep the first inf epoch; the mean and
+  sum forms turn nan one epoch earlier under seed 8128 (inf enters the gradient through
+  another product), hence NAN_EPOCH_SLACK;
+- their finite losses, and float64's, stay within 1.9e-6 relative of the reference,
+  while lr 0.0999 or 0.1001 already differs by 1e-2 within five epochs, hence LOSS_RTOL.
+"""
+
+import math
+
+from grader.captured import ModuleInfo
+from grader.checks import check
+from grader.compare import Mismatch, assert_close, assert_state_dict_close
+from grader.errors import ReferenceRunError, SubmissionError
+
+LR = 0.1
+EPOCHS = 1000
+NAN_EPOCH_SLACK = 2
+LOSS_RTOL = 1e-4
+VALUE_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4, "equal_nan": True}
+
+
+def reference_divergence(reference) -> tuple[int, int]:
+    """The reference's first inf and first nan epochs; a variant where it does not diverge
+    cannot grade this assignment, so that is the grader's error, not the student's."""
+    trace = reference.trace
+    if trace.first_nonfinite_epoch is None or trace.first_nan_epoch is None:
+        raise ReferenceRunError("the reference solution's loss does not become inf and nan in this run; "
+                                "choose a variant seed where lr=0.1 diverges (2/λmax < 0.1)")
+    return trace.first_nonfinite_epoch, trace.first_nan_epoch
+
+
+def is_float64(student) -> bool:
+    try:
+        net = student["net"]
+    except SubmissionError:  # missing or unreadable: the parameters check says so
+        return False
+    return isinstance(net, ModuleInfo) and any(p["dtype"] == "float64" for p in net.parameters.values())
+
+
+@check(points=1)
+def training(student):
+    """training ran SGD with lr=0.1 for 1000 epochs"""
+    stepped = student.trace.stepped()
+    if not stepped:
+        raise AssertionError("no optimizer ever took a step: train with torch.optim.SGD(net.parameters(), lr=0.1)")
+    if len(stepped) > 1:
+        raise AssertionError(f"{len(stepped)} optimizers took steps; train with one SGD over net.parameters()")
+    optimizer = stepped[0]
+    problems = []
+    if optimizer.kind != "SGD":
+        problems.append(f"the optimizer was {optimizer.kind}, not SGD")
+    if not isinstance(optimizer.lr, (int, float)) or not math.isclose(optimizer.lr, LR):
+        problems.append(f"it stepped with lr {optimizer.lr}; the task is to train with lr={LR}")
+    if optimizer.steps != EPOCHS:
+        problems.append(f"it took {optimizer.steps} steps, but the task trains for {EPOCHS} epochs (one step each)")
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+@check(points=2, variants="all")
+def divergence(student, reference):
+    """the loss becomes inf, then nan, at the same epochs as the reference solution's"""
+    expected_inf, expected_nan = reference_divergence(reference)
+    trace = student.trace
+    got_inf, got_nan = trace.first_nonfinite_epoch, trace.first_nan_epoch
+    if got_inf is None:
+        raise Mismatch(f"your loss stayed finite in all {len(trace.losses)} epochs; the reference's became "
+                       f"inf at epoch {expected_inf} and nan at epoch {expected_nan}",
+                       f"your loss stayed finite in all {len(trace.losses)} epochs, but the reference's diverges")
+    if got_inf != expected_inf:
+        hint = (" (a float64 model has a wider range than float32, so its loss overflows later)"
+                if got_inf > expected_inf and is_float64(student) else "")
+        raise Mismatch(f"your loss first became inf or nan at epoch {got_inf}, the reference's at epoch "
+                       f"{expected_inf}{hint}",
+                       f"your loss first became inf or nan at epoch {got_inf}, not when the reference's did{hint}")
+    if got_nan is None or abs(got_nan - expected_nan) > NAN_EPOCH_SLACK:
+        got = f"at epoch {got_nan}" if got_nan else f"in none of the {len(trace.losses)} epochs"
+        raise Mismatch(f"your loss became nan {got}, the reference's at epoch {expected_nan} "
+                       f"(±{NAN_EPOCH_SLACK} accepted)",
+                       f"your loss became nan {got}, not when the reference's did")
+
+
+@check(points=2, variants="all")
+def loss_curve(student, reference):
+    """the losses before the divergence match the reference solution's"""
+    expected_inf, _ = reference_divergence(reference)
+    expected = reference.trace.losses[:expected_inf - 1]
+    got = student.trace.losses
+    if len(got) < len(expected):
+        raise Mismatch(f"your training recorded {len(got)} losses; the reference's first {len(expected)} "
+                       f"are finite and compared",
+                       f"your training recorded only {len(got)} losses, fewer than are compared")
+    try:
+        assert_close(got[:len(expected)], expected, name="loss per epoch before the divergence",
+                     rtol=LOSS_RTOL, atol=0)
+    except Mismatch as mismatch:
+        # The default summary counts the compared epochs, which tells the hidden inf epoch.
+        raise Mismatch(mismatch.message, "your losses before the divergence differ from the reference "
+                                         "solution's beyond the tolerance") from None
+
+
+@check(points=1, variants="all")
+def parameters(student, reference):
+    """the final weight and bias match the reference solution's (nan where they are nan)"""
+    net = student["net"]
+    if not isinstance(net, ModuleInfo):
+        raise AssertionError(f"`net` should be the torch.nn.Linear model, but it is {type(net).__name__}")
+    assert_state_dict_close(net.state_dict, reference["net"].state_dict, name="net", **VALUE_TOLERANCE)
+
+
+@check(points=1, variants="all")
+def predictions(student, reference):
+    """the predictions yhat of the last epoch match the reference solution's (nan where they are nan)"""
+    assert_close(student["yhat"], reference["yhat"], name="yhat", **VALUE_TOLERANCE)
