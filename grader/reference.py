@@ -76,8 +76,13 @@ async def reference_captures(assignment: Assignment, runner: Runner) -> dict[str
 
 
 def _plain_values(captured: Captured, names: tuple[str, ...]) -> dict[str, object]:
-    """Tensors, numbers and text of a capture, modules split into weights and layer types."""
-    plain: dict[str, object] = {}
+    """Tensors, numbers and text of a capture, modules split into weights and layer types,
+    plus the training trace (the loss curve and the optimizers' step counts)."""
+    trace = captured.trace
+    plain: dict[str, object] = {
+        "trace:losses": torch.from_numpy(trace.losses),
+        "trace:optimizers": " ".join(f"{o.kind}(lr={o.lr}, steps={o.steps})" for o in trace.optimizers),
+    }
     for name in names:
         value = captured[name]
         if isinstance(value, ModuleInfo):

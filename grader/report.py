@@ -27,12 +27,12 @@ def _points(x: float) -> str:
 def gradebook_csv(reports: list[GradeReport]) -> str:
     labels = []
     for report in reports:
-        labels += [c.label for c in report.checks if c.label not in labels]
+        labels += [c.label for c in report.checks + report.manual if c.label not in labels]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "file", "score", "max_score", "status", "reason", *labels])
     for r in sorted(reports, key=lambda r: (r.student, r.file)):
-        by_label = {c.label: _points(c.points) for c in r.checks}
+        by_label = {c.label: "" if c.status == "pending" else _points(c.points) for c in r.checks + r.manual}
         writer.writerow([r.student, r.file, _points(r.score), _points(r.max_score), r.status, r.reason,
                          *(by_label.get(label, "") for label in labels)])
     return buffer.getvalue()
@@ -88,11 +88,11 @@ def feedback_markdown(report: GradeReport, assignment: Assignment) -> str:
         out.append("")
     out += _training_lines(report)
     out += ["## Checks", "", "| | check | points |", "|---|---|---|"]
-    for c in report.checks:
-        mark = {"pass": "✓", "partial": "◐"}.get(c.status, "✗")
+    for c in report.checks + report.manual:
+        mark = {"pass": "✓", "partial": "◐", "pending": "…"}.get(c.status, "✗")
         hidden = " (hidden data)" if c.variant != "public" else ""
         out.append(f"| {mark} | {c.description}{hidden} | {_points(c.points)} / {_points(c.max_points)} |")
-    failed = [c for c in report.checks if c.status != "pass"]
+    failed = [c for c in report.checks + report.manual if c.status != "pass"]
     if failed:
         out += ["", "## What to look at", ""]
         for c in failed:

@@ -18,6 +18,22 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("grader-cache")
 
 
+def grade_files(assignment: str, files: list[Path], cache_dir: Path) -> tuple[AssignmentGrader, dict[str, GradeReport]]:
+    """Grade `files` in one batch on the CPU, as `grader grade` does.
+
+    Returns the prepared grader (its `reference` holds the reference's captures per
+    variant) and the reports keyed by file stem.
+    """
+    grader = AssignmentGrader(load_assignment(ROOT, assignment),
+                              GradeOptions(device="cpu", cache_dir=cache_dir, workers=os.cpu_count() or 2))
+
+    async def run() -> list[GradeReport]:
+        await grader.prepare()
+        return await grader.grade_all([(path, path.parent) for path in files])
+
+    return grader, {Path(report.file).stem: report for report in asyncio.run(run())}
+
+
 @pytest.fixture(scope="session")
 def grade(cache_dir, tmp_path_factory):
     """grade(assignment, {name: notebook or path}) -> {name: GradeReport}, graded concurrently."""
@@ -33,14 +49,8 @@ def grade(cache_dir, tmp_path_factory):
                 paths[name].parent.mkdir(parents=True, exist_ok=True)
                 nbformat.write(item, paths[name])
 
-        async def grade_all():
-            options = GradeOptions(device="cpu", cache_dir=cache_dir, workers=os.cpu_count() or 2)
-            grader = AssignmentGrader(load_assignment(ROOT, assignment), options)
-            await grader.prepare()
-            reports = await grader.grade_all([(p, p.parent) for p in paths.values()])
-            return dict(zip(paths, reports))
-
-        return asyncio.run(grade_all())
+        _, by_stem = grade_files(assignment, list(paths.values()), cache_dir)
+        return {name: by_stem[path.stem] for name, path in paths.items()}
 
     return run
 

@@ -7,8 +7,7 @@ fewest_hidden_nodes 2, parameters 1, probabilities 1, final_loss 1; on the hidde
 
 import pytest
 
-from tests.grading import check_points, grade_files
-from tests.notebooks import ROOT
+from conftest import ROOT, grade_files, points
 
 ASSIGNMENT = "abcde"
 SAMPLES = ROOT / "submissions" / ASSIGNMENT
@@ -71,14 +70,14 @@ def test_sample_score_and_status(reports, name):
 
 
 def test_hardcoded_seed_loses_exactly_the_hidden_comparisons(reports):
-    points = check_points(reports["hardcoded_seed"])
-    assert {label for label, p in points.items() if p == 0} == set(HIDDEN_COMPARISONS)
+    earned = points(reports["hardcoded_seed"])
+    assert {label for label, p in earned.items() if p == 0} == set(HIDDEN_COMPARISONS)
 
 
 def test_more_hidden_nodes_than_needed_still_succeed_cleanly(reports):
-    points = check_points(reports["wrong_4_hidden_nodes"])
-    assert points["clean_success"] == points["clean_success[hidden]"] == 2
-    assert points["fewest_hidden_nodes"] == 0
+    earned = points(reports["wrong_4_hidden_nodes"])
+    assert earned["clean_success"] == earned["clean_success[hidden]"] == 2
+    assert earned["fewest_hidden_nodes"] == 0
     assert "more than needed" in feedback(reports["wrong_4_hidden_nodes"], "fewest_hidden_nodes")
 
 

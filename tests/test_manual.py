@@ -53,3 +53,39 @@ def test_points_typed_by_the_ta_survive_reruns_and_reach_the_score(tmp_path):
     assert dave.manual[0].status == "pending"
     kept = {(r["student"], r["points"]) for r in csv.DictReader((tmp_path / MANUAL_FILE).open())}
     assert {("alice", "2"), ("bob", "7"), ("carol", ""), ("dave", "")} == kept, "nothing the TA typed is lost"
+
+
+def test_poly_lr_answers_reach_review_and_ta_points_reach_the_gradebook(tmp_path):
+    from notebooks import make_submission
+    from test_cli import grader
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    training = ("optimizer = torch.optim.SGD(net.parameters(), lr=0.1)\nfor epoc in range(1000):\n"
+                "    yhat = net(X)\n    loss = loss_fn(yhat, y)\n    loss.backward()\n"
+                "    optimizer.step()\n    optimizer.zero_grad()")
+    import nbformat
+    nbformat.write(make_submission("poly_lr", {"training": training, "why": "학습률이 너무 커서 발산했다."}),
+                   folder / "alice.ipynb")
+    nbformat.write(make_submission("poly_lr", {"training": training}), folder / "bob.ipynb")
+    args = ("grade", "poly_lr", str(folder), "--out", str(tmp_path / "grades"))
+    first = grader(*args, cache_dir=tmp_path / "cache")
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "grades" / "poly_lr"
+    review = (out / "review.md").read_text()
+    assert "> 학습률이 너무 커서 발산했다." in review
+    assert "Hint: mentions: 발산, 학습률, 너무 커" in review and "Hint: empty answer" in review
+
+    rows = list(csv.DictReader((out / MANUAL_FILE).open()))
+    for row in rows:
+        row["points"] = "2" if row["student"] == "alice" else "0"
+    with (out / MANUAL_FILE).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=rows[0].keys())
+        writer.writeheader()
+        writer.writerows(rows)
+
+    second = grader(*args, cache_dir=tmp_path / "cache")
+    assert "2 unchanged, reused" in second.stdout, "no notebook was run again"
+    book = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
+    assert (book["alice"]["why"], book["alice"]["score"], book["alice"]["max_score"]) == ("2", "15", "15")
+    assert (book["bob"]["why"], book["bob"]["score"]) == ("0", "13")

@@ -10,8 +10,7 @@ import pytest
 from grader.captured import Captured
 from grader.checks import load_checks, run_check
 from grader.config import load_assignment
-from tests.grading import check_points, grade_files
-from tests.notebooks import ROOT
+from conftest import ROOT, grade_files, points
 
 ASSIGNMENT = "poly_lr"
 SAMPLES = ROOT / "submissions" / ASSIGNMENT
@@ -77,8 +76,8 @@ def test_reference_diverges_under_every_variant(graded):
 
 
 def test_hardcoded_seed_loses_the_hidden_loss_curve(reports):
-    points = check_points(reports["hardcoded_seed"])
-    assert {label for label, p in points.items() if p == 0} == {"divergence[hidden]", "loss_curve[hidden]"}
+    earned = points(reports["hardcoded_seed"])
+    assert {label for label, p in earned.items() if p == 0} == {"divergence[hidden]", "loss_curve[hidden]"}
 
 
 def test_float64_feedback_explains_the_later_overflow(reports):
