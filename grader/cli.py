@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import os
 import sys
 from pathlib import Path
@@ -16,10 +17,12 @@ from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
 from grader.grade import AssignmentGrader, GradeReport, collect_submissions
+from grader.i18n import LANGUAGES, course_language
 from grader.manual import MANUAL_FILE, merge_manual, write_manual_files
 from grader.reference import compare_golden, environment_label, record_golden
 from grader.report import write_reports
 from grader.runs import GradeOptions
+from grader.summary import RunSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -52,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder; results go to OUT/<assignment>/ (default: grades)")
     grade.add_argument("--force", action="store_true",
                        help="re-grade every file, even those whose result for the same content is cached")
+    grade.add_argument("--lang", choices=LANGUAGES,
+                       help="language of feedback and summary (default: `lang` in the course's course.toml, else en)")
     common(grade)
 
     check = commands.add_parser("check-reference",
@@ -88,6 +93,7 @@ def _say(text: str) -> None:
 
 async def grade_command(args) -> int:
     options = options_from(args)
+    lang = args.lang or course_language(args.course)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
@@ -107,7 +113,11 @@ async def grade_command(args) -> int:
     folder = args.out / grader.assignment.name
     merge_manual(reports, grader.assignment.manual, folder / MANUAL_FILE)
     write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or grader.assignment.name)
-    write_reports(args.out, grader.assignment, reports)
+    import torch
+
+    settings = RunSettings(datetime.datetime.now().astimezone().isoformat(timespec="seconds"), __version__,
+                           torch.__version__, options.device, options.sandbox, options.workers, lang)
+    write_reports(args.out, grader.assignment, reports, settings, grader.reference_losses)
     counts = {s: sum(r.status == s for r in reports) for s in ("ok", "error", "timeout", "invalid", "grader-error")}
     mean = sum(r.score for r in reports) / len(reports) if reports else 0.0
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)

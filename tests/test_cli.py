@@ -41,7 +41,7 @@ def test_grade_writes_one_row_and_one_feedback_per_file(tmp_path, cache_dir):
 
 def test_feedback_never_shows_hidden_values(tmp_path, cache_dir):
     done = grader("grade", "regression_ab", str(ROOT / "submissions" / "regression_ab" / "hardcoded_numbers.ipynb"),
-                  "--out", str(tmp_path), cache_dir=cache_dir)
+                  "--out", str(tmp_path), "--lang", "en", cache_dir=cache_dir)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "regression_ab" / "feedback" / "hardcoded_numbers.md").read_text()
     assert "(hidden data)" in text
