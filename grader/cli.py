@@ -20,6 +20,7 @@ from grader.grade import AssignmentGrader, GradeReport, collect_submissions
 from grader.i18n import LANGUAGES, course_language
 from grader.manual import MANUAL_FILE, merge_manual, write_manual_files
 from grader.reference import compare_golden, environment_label, record_golden
+from grader.release import build_release
 from grader.report import write_reports
 from grader.runs import GradeOptions
 from grader.summary import RunSettings
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--record-golden", action="store_true",
                        help="write this environment's reference values into reference/<name>.golden.json")
     common(check)
+
+    release = commands.add_parser("release", help="build the folder students receive, checked free of hidden material")
+    release.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    release.add_argument("--out", type=Path, default=Path("dist"),
+                         help="releases go to OUT/<assignment>/ (default: dist)")
+    release.add_argument("--course", type=Path, default=Path("."),
+                         help="folder holding assignments/ and reference/ (default: current folder)")
     return parser
 
 
@@ -168,11 +176,24 @@ async def check_reference_command(args) -> int:
     return EXIT_NOT_GRADABLE if failures else EXIT_OK
 
 
+async def release_command(args) -> int:
+    names = args.assignments or list_assignments(args.course)
+    if not names:
+        raise UsageError(f"no assignments under {args.course / 'assignments'}")
+    for name in names:
+        folder, secrets = build_release(load_assignment(args.course, name), args.out)
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        print(f"{name}: {folder} ({', '.join(files)}); none of {secrets} hidden texts and values found in it")
+    return EXIT_OK
+
+
+COMMANDS = {"grade": grade_command, "check-reference": check_reference_command, "release": release_command}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        command = grade_command if args.command == "grade" else check_reference_command
-        return asyncio.run(command(args))
+        return asyncio.run(COMMANDS[args.command](args))
     except UsageError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -128,10 +128,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "**Self-checks (not your grade).** The `grader.check(...)` cells catch easy mistakes early: a "
               "variable that is missing, a wrong shape, training that did not run, a loss that is nan. "
               "Passing them does not mean your answer is right, and they give no points: the grade comes "
-              "from other checks, run again on other data after you submit.",
+              "from other checks, run again on other data after you submit. The cells need otter-grader "
+              "(`pip install otter-grader`).",
         "ko": "**자가 점검 (점수가 아닙니다).** `grader.check(...)` 셀은 흔한 실수를 일찍 찾아 줍니다: 정의하지 않은 "
               "변수, 잘못된 모양(shape), 실행되지 않은 학습, nan이 된 손실. 통과해도 답이 맞다는 뜻은 아니며 점수도 "
-              "없습니다. 점수는 제출 후 다른 데이터로 다시 실행하는 별도의 채점으로 정해집니다."},
+              "없습니다. 점수는 제출 후 다른 데이터로 다시 실행하는 별도의 채점으로 정해집니다. 이 셀을 실행하려면 "
+              "otter-grader가 필요합니다 (`pip install otter-grader`)."},
     "selfcheck_missing": {"en": "not defined yet: {names}; run the cells above first",
                           "ko": "아직 정의되지 않음: {names}; 위의 셀을 먼저 실행하세요"},
     "selfcheck_not_tensor": {"en": "`{name}` should be a tensor, but it is a {type}",
