@@ -38,6 +38,7 @@ class Meter:
     """A fraction shown as a bar in HTML and as a percentage in Markdown (a table cell)."""
 
     fraction: float
+    label: str = ""  # e.g. "4/10", shown before the percentage
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ Block = Union[Heading, Paragraph, Bullets, Table, Code, Image]
 
 def _md_cell(cell: Cell) -> str:
     if isinstance(cell, Meter):
-        return f"{cell.fraction:.0%}"
+        return f"{cell.label} ({cell.fraction:.0%})" if cell.label else f"{cell.fraction:.0%}"
     if isinstance(cell, Link):
         return f"[{cell.text}]({cell.href})"
     return cell.replace("|", "\\|").replace("\n", " ")
@@ -119,9 +120,12 @@ pre { background: #f6f8fa; border: 1px solid #e1e4e8; padding: .8em; overflow-x:
 table { border-collapse: collapse; margin: .5em 0; width: 100%; }
 th, td { border: 1px solid #ddd; padding: .35em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f5; }
+table.marks td:first-child { width: 1.5em; text-align: center; }
+table.marks td:nth-child(3) { white-space: nowrap; width: 5em; }
 tr.pass td:first-child { color: #137333; font-weight: bold; }
 tr.fail td:first-child, tr.grader-error td:first-child { color: #c5221f; font-weight: bold; }
 tr.partial td:first-child, tr.pending td:first-child { color: #b06000; font-weight: bold; }
+.nowrap { white-space: nowrap; }
 .meter { background: #eee; width: 10em; height: .9em; display: inline-block; vertical-align: middle; }
 .meter span { background: #4c8bf5; height: 100%; display: block; }
 img { max-width: 100%; border: 1px solid #eee; }
@@ -149,8 +153,9 @@ def inline_html(text: str) -> str:
 def _html_cell(cell: Cell, tag: str) -> str:
     if isinstance(cell, Meter):
         width = max(0.0, min(1.0, cell.fraction))
-        return (f'<{tag}><span class="meter"><span style="width:{width:.0%}"></span></span> '
-                f"{cell.fraction:.0%}</{tag}>")
+        label = f"{html.escape(cell.label)} ({cell.fraction:.0%})" if cell.label else f"{cell.fraction:.0%}"
+        return (f'<{tag} class="nowrap"><span class="meter"><span style="width:{width:.0%}"></span></span> '
+                f"{label}</{tag}>")
     if isinstance(cell, Link):
         return f'<{tag}><a href="{html.escape(cell.href)}">{inline_html(cell.text)}</a></{tag}>'
     return f"<{tag}>{inline_html(cell)}</{tag}>"
@@ -176,7 +181,8 @@ def to_html(title: str, blocks: list[Block], lang: str) -> str:
             for i, row in enumerate(block.rows):
                 css = f' class="{html.escape(block.row_classes[i])}"' if i < len(block.row_classes) else ""
                 rows.append(f"<tr{css}>" + "".join(_html_cell(c, "td") for c in row) + "</tr>")
-            body.append("<table>" + "\n".join(rows) + "</table>")
+            css = ' class="marks"' if block.header and block.header[0] == "" else ""  # a ✓/✗ column first
+            body.append(f"<table{css}>" + "\n".join(rows) + "</table>")
         elif isinstance(block, Code):
             body.append(f"<pre>{html.escape(block.text)}</pre>")
         elif isinstance(block, Image):

@@ -32,7 +32,8 @@ def points(x: float) -> str:
 def trim_traceback(traceback: str, text: Text) -> str:
     """The student's frames (`Cell In[...]`) and the final error line, colour codes removed.
 
-    Frames inside libraries are replaced by one line saying how many were left out.
+    Each run of frames inside libraries is replaced by one line saying so (not how many:
+    the engine may already have dropped some from the middle of a long traceback).
     """
     lines = [line.rstrip() for line in ANSI.sub("", traceback).splitlines()]
     while lines and not lines[-1].strip():
@@ -41,20 +42,20 @@ def trim_traceback(traceback: str, text: Text) -> str:
         return ""
     *body, last = lines
     out: list[str] = []
-    hidden = 0
+    skipped = False  # library frames seen since the last line kept
     frame: list[str] | None = None
 
     def close_frame() -> None:
-        nonlocal hidden
+        nonlocal skipped
         if frame is None:
             return
         if STUDENT_FRAME.match(frame[0].lstrip()):
-            if hidden:
-                out.append(text("frames_hidden", count=hidden))
-                hidden = 0
+            if skipped:
+                out.append(text("frames_hidden"))
+                skipped = False
             out.extend(frame + [""])
         else:
-            hidden += 1
+            skipped = True
 
     for line in body:
         if FRAME.match(line.lstrip()):
@@ -68,8 +69,8 @@ def trim_traceback(traceback: str, text: Text) -> str:
             if line.strip() and not TRACEBACK_HEADER.search(line):
                 out.append(line)
     close_frame()
-    if hidden:
-        out.append(text("frames_hidden", count=hidden))
+    if skipped:
+        out.append(text("frames_hidden"))
     return "\n".join(out + [last])
 
 

@@ -50,8 +50,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "problem_dead-kernel": {"en": "the kernel died while running cell {cell} (`{first_line}`): a crash, "
                                   "os._exit, or running out of memory",
                             "ko": "셀 {cell} (`{first_line}`) 실행 중 커널이 죽었습니다 (충돌, os._exit, 메모리 부족)"},
-    "frames_hidden": {"en": "[... {count} frame(s) inside torch or other libraries left out ...]",
-                      "ko": "[... torch 등 라이브러리 내부 프레임 {count}개 생략 ...]"},
+    "frames_hidden": {"en": "[... frames inside torch or other libraries left out ...]",
+                      "ko": "[... torch 등 라이브러리 내부 프레임 생략 ...]"},
     "training": {"en": "What your notebook did", "ko": "노트북이 실제로 한 일"},
     "optimizer_lr": {"en": "optimizer `{kind}` with lr {lr:g} over {parameters} parameter values: {steps} step(s)",
                      "ko": "옵티마이저 `{kind}`, lr {lr:g}, 파라미터 값 {parameters}개: step {steps}번"},
@@ -107,6 +107,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "mean_points": {"en": "mean points", "ko": "평균 점수"},
     "failures": {"en": "Most common failure reasons", "ko": "가장 흔한 실패 원인"},
     "reason": {"en": "reason (numbers replaced by #)", "ko": "원인 (숫자는 #로 바꿈)"},
+    "reason_plain": {"en": "reason", "ko": "원인"},
     "students": {"en": "students", "ko": "학생"},
     "no_failures": {"en": "No check failed.", "ko": "실패한 항목이 없습니다."},
     "trouble": {"en": "Timeouts, errors and files that need a TA", "ko": "시간 초과, 오류, 조교 확인이 필요한 파일"},
@@ -122,7 +123,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                          "per-student feedback: {feedback}",
                    "ko": "성적부: {gradebook}; LMS 가져오기: {lms}; Gradescope 결과: {gradescope}; "
                          "학생별 피드백: {feedback}"},
-    "feedback_link": {"en": "feedback", "ko": "피드백"},
+    "feedback_link": {"en": "feedback of", "ko": "피드백"},
     # Release (the student notebook is bilingual: these are joined Korean first)
     "selfcheck_intro": {
         "en": "**Self-checks (not your grade).** The `grader.check(...)` cells catch easy mistakes early: a "

@@ -75,7 +75,7 @@ def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> b
         axes = figure.add_subplot()
         if expected.size:
             axes.plot(*_thin(expected), color=COLORS["reference"], linestyle="--", linewidth=1.4,
-                      label=text("plot_reference"))
+                      label=text("plot_reference"), zorder=3)  # dashed on top: visible where the curves agree
         axes.plot(*_thin(student), color=COLORS["student"], linewidth=1.8, label=text("plot_yours"))
         trace = Trace(student, 0, [])
         first_bad, first_nan = trace.first_nonfinite_epoch, trace.first_nan_epoch

@@ -45,6 +45,8 @@ def failure_groups(reports: list[GradeReport]) -> list[tuple[str, str, list[str]
     """(what failed, reason pattern, students) for the most common reasons, most students first."""
     groups: dict[tuple[str, str], list[str]] = {}
     for report in reports:
+        if report.status == "invalid":  # no check ran; the file is listed with the trouble
+            continue
         for c in report.checks:
             if c.status != "pass":
                 groups.setdefault((c.label, reason_pattern(c.message)), []).append(report.student)
@@ -78,10 +80,9 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
     rows = []
     for label, results in labels.items():
         passed = sum(c.status == "pass" for c in results)
-        rows.append([f"`{label}`", results[0].description, f"{passed} / {len(results)}", Meter(passed / len(results)),
-                     f"{statistics.fmean(c.points for c in results):.2f} / {results[0].max_points:g}"])
-    blocks += [Heading(text("pass_rate")),
-               Table([text("check"), "", text("passed"), "", text("mean_points")], rows)]
+        rows.append([f"`{label}`", results[0].description, Meter(passed / len(results), f"{passed}/{len(results)}"),
+                     f"{statistics.fmean(c.points for c in results):.2f}/{results[0].max_points:g}"])
+    blocks += [Heading(text("pass_rate")), Table([text("check"), "", text("passed"), text("mean_points")], rows)]
 
     groups = failure_groups(reports)
     blocks.append(Heading(text("failures")))
@@ -95,7 +96,7 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
     trouble = [r for r in sorted(reports, key=lambda r: r.student) if r.status != "ok"]
     blocks.append(Heading(text("trouble")))
     if trouble:
-        blocks.append(Table([text("student"), text("status"), text("reason")],
+        blocks.append(Table([text("student"), text("status"), text("reason_plain")],
                             [[Link(r.student, f"feedback/{names[r.file]}.html"), r.status, r.reason] for r in trouble],
                             ["fail"] * len(trouble)))
     else:
@@ -126,8 +127,7 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
     blocks += [Heading(text("files")),
                Paragraph(text("files_list", gradebook="`gradebook.csv`", lms="`lms.csv`",
                               gradescope="`gradescope/<student>/results.json`", feedback="`feedback/`")),
-               Table([text("student"), text("points"), text("status"), text("feedback_link")],
-                     [[r.student, f"{r.score:g} / {r.max_score:g}", r.status,
-                       Link(text("feedback_link"), f"feedback/{names[r.file]}.html")]
+               Table([text("feedback_link"), text("points"), text("status")],
+                     [[Link(r.student, f"feedback/{names[r.file]}.html"), f"{r.score:g}/{r.max_score:g}", r.status]
                       for r in sorted(reports, key=lambda r: (r.student, r.file))])]
     return title, blocks

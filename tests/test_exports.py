@@ -62,9 +62,11 @@ def test_lms_csv_one_row_per_student_best_file_and_blank_when_a_ta_must_look():
 
 
 def test_failures_group_by_reason_across_students():
-    reports = [graded("alice"), graded("bob", 1.661), graded("carol", 2.59), graded("dave", 0.5)]
+    reports = [graded("alice"), graded("bob", 1.661), graded("carol", 2.59), graded("dave", 0.5),
+               graded("zed", 0.0, status="invalid")]
     groups = failure_groups(reports)
     assert groups[0] == ("parameters", "alpha0: got #, expected #", ["bob", "carol", "dave"])
+    assert all("zed" not in students for _, _, students in groups), "an unreadable file ran no check"
     assert reason_pattern("yhat: 1000 of 1000 elements at index (772, 0), rel nan") == \
         "yhat: # of # elements at index (#, #), rel #"
 
@@ -79,7 +81,7 @@ def test_summary_page_has_histogram_pass_rates_trouble_and_settings():
     page = to_html(title, blocks, "en")
     assert page.count('src="data:image/png;base64,') == 1, "the score histogram"
     assert "3 submission file(s); mean 2.00 / 6, median 0" in page
-    assert "<td>1 / 3</td>" in page, "parameters passed by 1 of 3"
+    assert "1/3 (33%)</td>" in page, "parameters passed by 1 of 3"
     assert 'href="feedback/eve.html">eve</a></td><td>error</td>' in page
     assert "name &#x27;Y&#x27; is not defined" in page
     for setting in ("2.13.0+cpu", "<td>sandbox</td><td>off</td>", "<td>device</td><td>cpu</td>"):

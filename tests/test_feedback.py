@@ -109,9 +109,9 @@ def test_traceback_keeps_the_students_cells_and_the_error_line():
     assert "Cell In[2], line 2" in trimmed and "----> 2 yhat = f(x)" in trimmed
     assert "Cell In[1], line 4, in f(x)" in trimmed, "a function the student defined is their code"
     assert "site-packages" not in trimmed and "Traceback (most recent call last)" not in trimmed
-    assert "[... 7 frame(s) inside torch or other libraries left out ...]" in trimmed
+    assert trimmed.count("[... frames inside torch or other libraries left out ...]") == 1
     assert trimmed.splitlines()[-1] == "IndexError: index out of range in self"
-    assert "torch 등 라이브러리 내부 프레임 7개 생략" in trim_traceback("\n".join(TRACEBACK), KO)
+    assert "torch 등 라이브러리 내부 프레임 생략" in trim_traceback("\n".join(TRACEBACK), KO)
 
 
 def test_syntax_error_traceback_keeps_the_caret():
