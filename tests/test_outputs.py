@@ -2,9 +2,11 @@
 the assignment has its summary page and the three exports; only the PUBLIC reference curve
 is ever drawn for students."""
 
+import asyncio
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 
@@ -60,3 +62,29 @@ def test_students_see_only_the_public_reference_curve(cache_dir):
     assignment_grader.reference = {"public": capture_with_losses([3.0, 2.0]),
                                    "hidden": capture_with_losses([30.0, 20.0])}
     assert assignment_grader.reference_losses == [3.0, 2.0]
+
+
+def test_an_assignment_opts_in_to_a_heat_map_from_its_checks_py(tmp_path, cache_dir):
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "assignments", course / "assignments")
+    shutil.copytree(ROOT / "reference", course / "reference")
+    checks = course / "assignments" / "regression_ab" / "checks.py"
+    checks.write_text(checks.read_text() + (
+        "\n\nfrom grader.heatmap import heatmap\n\n\n"
+        '@heatmap(title="first predictions", rows=["x0", "x1"], columns=["a", "b"])\n'
+        "def first_predictions(student):\n"
+        '    return student["yhat"][:4].reshape(2, 2)\n'))
+
+    async def grade_one():
+        options = GradeOptions(device="cpu", cache_dir=cache_dir, workers=os.cpu_count() or 1)
+        assignment_grader = AssignmentGrader(load_assignment(course, "regression_ab"), options)
+        await assignment_grader.prepare()
+        sample = SAMPLES / "correct_matmul.ipynb"
+        return await assignment_grader.grade_file(sample, sample.parent), assignment_grader.reference
+
+    report, reference = asyncio.run(grade_one())
+    assert report.score == 12
+    assert (report.heatmap["title"], report.heatmap["rows"], report.heatmap["columns"]) == \
+        ("first predictions", ["x0", "x1"], ["a", "b"])
+    expected = reference["public"]["yhat"][:4].reshape(2, 2).double().numpy()
+    assert np.allclose(report.heatmap["values"], expected, atol=1e-6), "from the student's public run"
