@@ -6,9 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUBMISSIONS ?= submissions
 OUT ?= grades
+DIST ?= dist
 GRADE_ARGS ?=
 
-.PHONY: install grade test check-reference clean
+.PHONY: install grade test check-reference release clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +25,11 @@ grade: install
 
 check-reference: install
 	$(BIN)/grader check-reference
+
+# What students receive: dist/<assignment>/ (notebook, public data, self-checks), refused
+# if any hidden seed, reference value, check code or solution line would be in it.
+release: install
+	$(BIN)/grader release --out $(DIST)
 
 test: install check-reference
 	$(BIN)/python -m pytest -q

@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 from grader.compare import Mismatch
@@ -65,8 +66,8 @@ def check(points: float, *, variants: str | tuple[str, ...] = (PUBLIC_VARIANT,),
     return mark
 
 
-def load_checks(assignment: Assignment) -> list[Check]:
-    """Import the assignment's checks.py in the grader's process, in definition order."""
+def import_checks(assignment: Assignment) -> ModuleType:
+    """Import the assignment's checks.py in the grader's process."""
     spec = importlib.util.spec_from_file_location(f"grader_checks_{assignment.name}", assignment.checks_path)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -75,8 +76,18 @@ def load_checks(assignment: Assignment) -> list[Check]:
         raise
     except Exception as exc:
         raise ConfigError(f"{assignment.checks_path} failed to import: {type(exc).__name__}: {exc}") from exc
-    found = [getattr(obj, CHECK_ATTRIBUTE) for obj in vars(module).values() if hasattr(obj, CHECK_ATTRIBUTE)]
-    found.sort(key=lambda c: c.func.__code__.co_firstlineno)
+    return module
+
+
+def marked(module: ModuleType, attribute: str) -> list:
+    """What the module's decorated functions carry under `attribute`, in definition order."""
+    found = [getattr(obj, attribute) for obj in vars(module).values() if hasattr(obj, attribute)]
+    return sorted(found, key=lambda item: item.func.__code__.co_firstlineno)
+
+
+def load_checks(assignment: Assignment, module: ModuleType | None = None) -> list[Check]:
+    """The checks declared in checks.py (imported here unless given), in definition order."""
+    found = marked(module or import_checks(assignment), CHECK_ATTRIBUTE)
     if not found:
         raise ConfigError(f"{assignment.checks_path} declares no checks (use @check(points=...))")
     variant_names = {v.name for v in assignment.variants}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import sys
@@ -19,11 +20,14 @@ from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
 from grader.grade import AssignmentGrader, collect_submissions
+from grader.i18n import LANGUAGES, course_language
 from grader.manual import MANUAL_FILE, merge_manual, write_manual_files
 from grader.progress import AssignmentSummary, Progress, summary_table
 from grader.reference import compare_golden, environment_label, record_golden
+from grader.release import build_release
 from grader.report import write_reports
 from grader.runs import GradeOptions
+from grader.summary import RunSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
 CLUSTER_CONNECT_TIMEOUT = 10  # seconds
@@ -56,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="re-grade every file, even those whose result for the same content is cached")
         p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="send each submission to this Dask distributed scheduler instead of grading here")
+        p.add_argument("--lang", choices=LANGUAGES,
+                       help="language of feedback and summary (default: `lang` in the course's course.toml, else en)")
         common(p)
 
     grade = commands.add_parser("grade", help="grade submissions of one assignment")
@@ -75,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--record-golden", action="store_true",
                        help="write this environment's reference values into reference/<name>.golden.json")
     common(check)
+
+    release = commands.add_parser("release", help="build the folder students receive, checked free of hidden material")
+    release.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    release.add_argument("--out", type=Path, default=Path("dist"),
+                         help="releases go to OUT/<assignment>/ (default: dist)")
+    release.add_argument("--course", type=Path, default=Path("."),
+                         help="folder holding assignments/ and reference/ (default: current folder)")
 
     one = commands.add_parser("grade-one", help=argparse.SUPPRESS)  # a cluster worker's task
     one.add_argument("assignment")
@@ -110,18 +123,23 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
     print(f"{name}: {len(files)} file(s), device {options.device}, {where}", file=sys.stderr, flush=True)
     progress = Progress(name, len(files))
+    await grader.prepare()  # also on a cluster: the feedback plots the reference's loss curve
+    remote = None
     if client:
         from grader.distributed import remote_grader
 
-        reports = await grader.grade_all(files, progress.update, remote_grader(client, grader, args.course))
-    else:
-        await grader.prepare()
-        reports = await grader.grade_all(files, progress.update)
+        remote = remote_grader(client, grader, args.course)
+    reports = await grader.grade_all(files, progress.update, remote)
     progress.finish()
     folder = args.out / name
     merge_manual(reports, grader.assignment.manual, folder / MANUAL_FILE)
     write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or name)
-    write_reports(args.out, grader.assignment, reports)
+    import torch
+
+    settings = RunSettings(datetime.datetime.now().astimezone().isoformat(timespec="seconds"), __version__,
+                           torch.__version__, options.device, options.sandbox, options.workers,
+                           args.lang or course_language(args.course))
+    write_reports(args.out, grader.assignment, reports, settings, grader.reference_losses)
     return AssignmentSummary.of(name, reports, time.monotonic() - started, str(folder / "gradebook.csv"))
 
 
@@ -221,8 +239,19 @@ async def check_reference_command(args) -> int:
     return EXIT_NOT_GRADABLE if failures else EXIT_OK
 
 
+async def release_command(args) -> int:
+    names = args.assignments or list_assignments(args.course)
+    if not names:
+        raise UsageError(f"no assignments under {args.course / 'assignments'}")
+    for name in names:
+        folder, secrets = build_release(load_assignment(args.course, name), args.out)
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        print(f"{name}: {folder} ({', '.join(files)}); none of {secrets} hidden texts and values found in it")
+    return EXIT_OK
+
+
 COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
-            "check-reference": check_reference_command}
+            "check-reference": check_reference_command, "release": release_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,12 +161,21 @@ def _first_line(source: str) -> str:
     return lines[0].strip()[:60] if lines else ""
 
 
+def _shorten_traceback(parts: list[str], limit: int) -> str:
+    """At most `limit` characters, dropping whole frames from the middle (usually library
+    code): the first frames are the student's cells and the last one says what failed."""
+    parts = list(parts)
+    while len("\n".join(parts)) > limit and len(parts) > 4:
+        del parts[len(parts) // 2]
+    return "\n".join(parts)[-limit:]
+
+
 def _error_of(cell: NotebookNode, index: int) -> CellProblem | None:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
-            trace = "\n".join(out.get("traceback", []))
+            trace = _shorten_traceback([str(part) for part in out.get("traceback", [])], TRACEBACK_CHARS)
             return CellProblem(index, "error", out.get("ename", ""), str(out.get("evalue", ""))[:500],
-                               trace[-TRACEBACK_CHARS:], _first_line(cell.source))
+                               trace, _first_line(cell.source))
     return None
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from grader.captured import Captured, ModuleInfo, NoCapture, Trace
-from grader.checks import Check, CheckResult, load_checks, run_check
+from grader.checks import Check, CheckResult, import_checks, load_checks, run_check
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import ConfigError, InvalidSubmission, SubmissionError
 from grader.fsutil import write_atomic
+from grader.heatmap import find_heatmap, student_heatmap
 from grader.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
 from grader.reference import cache_folder, reference_captures
 from grader.runs import GradeOptions, Runner
@@ -37,6 +38,7 @@ class GradeReport:
     problems: list[dict] = field(default_factory=list)
     training: dict = field(default_factory=dict)
     modules: dict = field(default_factory=dict)
+    heatmap: dict = field(default_factory=dict)  # the assignment's opt-in matrix from the public run
     seconds: float = 0.0  # kernel time over all variants, waiting for a worker not counted
     cached: bool = False  # reused from an earlier run of identical content
 
@@ -109,7 +111,9 @@ class AssignmentGrader:
     def __init__(self, assignment: Assignment, options: GradeOptions):
         self.assignment = assignment
         self.options = options
-        self.checks: list[Check] = load_checks(assignment)
+        module = import_checks(assignment)
+        self.checks: list[Check] = load_checks(assignment, module)
+        self.heatmap = find_heatmap(module)
         try:
             template = read_notebook(assignment.template_path, assignment.execution.max_notebook_bytes)
         except InvalidSubmission as exc:
@@ -126,6 +130,11 @@ class AssignmentGrader:
 
     async def prepare(self) -> None:
         self.reference = await reference_captures(self.assignment, self.runner)
+
+    @property
+    def reference_losses(self) -> list[float]:
+        """The PUBLIC reference run's loss curve: the only reference trace a student may see."""
+        return [float(x) for x in self.reference[PUBLIC_VARIANT].trace.losses]
 
     def lookup(self, path: Path, root: Path) -> tuple[GradeReport, bytes | None]:
         """A finished report (invalid file, or identical content already graded in this
@@ -180,6 +189,7 @@ class AssignmentGrader:
                 if result.captured:
                     report.training = training_summary(result.captured.trace)
                     report.modules = module_summaries(result.captured, self.assignment.capture)
+                    report.heatmap = student_heatmap(self.heatmap, result.captured) if self.heatmap else {}
             report.notes += [n for n in result.notes if n not in report.notes]
             student = result.captured or NoCapture(result.capture_error or "no values were read back")
             values = {"student": student, "reference": self.reference[variant.name], "run": result}

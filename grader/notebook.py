@@ -16,6 +16,7 @@ from nbformat import NotebookNode
 
 from grader.config import Variant
 from grader.errors import ConfigError, InvalidSubmission
+from grader.selfcheck import strip_selfcheck_lines
 
 LOCKED = "locked"
 ANSWER = "answer"
@@ -101,7 +102,8 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
 
     Cells are matched by their nbformat id, and a locked cell whose id was lost is
     recognised by its unchanged text. A deleted locked cell is put back after the
-    nearest cell before it in the template that the submission still has.
+    nearest cell before it in the template that the submission still has. The otter
+    lines of the release's self-checks are removed first (see `grader.selfcheck`).
     """
     locked = {c.id: c for c in template.cells if LOCKED in tags(c)}
     locked_by_text = {_normalise(c.source): cid for cid, c in locked.items()}
@@ -113,6 +115,10 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
     placed: dict[str, int] = {}
     for cell in submission.cells:
         cell = _fresh(cell)
+        if cell.cell_type == "code":
+            original_source, cell.source = cell.source, strip_selfcheck_lines(cell.source)
+            if cell.source != original_source and not cell.source.strip():
+                continue  # a self-check cell from the release: it never counts
         cid = cell.get("id")
         if cid not in locked or cid in placed:
             cid = locked_by_text.get(_normalise(cell.source)) if cell.cell_type == "code" else None

@@ -21,6 +21,7 @@ class GradeOptions:
     cache_dir: Path
     workers: int
     force: bool = False  # re-grade even when a cached result for the same content exists
+    sandbox: bool = False  # notebooks run isolated (shown on the TA's summary; set by the sandbox work)
 
 
 class Runner:

@@ -34,14 +34,14 @@ def test_grade_writes_one_row_and_one_feedback_per_file(tmp_path, cache_dir):
         ("correct_matmul", "12", "ok"), ("empty", "0", "invalid"),
         ("error_name_error", "1", "error"), ("invalid_not_a_notebook", "0", "invalid")]
     assert {r["student"]: r["reason"] for r in rows}["empty"] == "the file is empty"
-    feedback = sorted(p.name for p in (tmp_path / "grades" / "regression_ab" / "feedback").iterdir())
+    feedback = sorted(p.name for p in (tmp_path / "grades" / "regression_ab" / "feedback").glob("*.md"))
     assert feedback == ["correct_matmul.md", "empty.md", "error_name_error.md", "invalid_not_a_notebook.md"]
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before, "submissions must never be modified"
 
 
 def test_feedback_never_shows_hidden_values(tmp_path, cache_dir):
     done = grader("grade", "regression_ab", str(ROOT / "submissions" / "regression_ab" / "hardcoded_numbers.ipynb"),
-                  "--out", str(tmp_path), cache_dir=cache_dir)
+                  "--out", str(tmp_path), "--lang", "en", cache_dir=cache_dir)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "regression_ab" / "feedback" / "hardcoded_numbers.md").read_text()
     assert "(hidden data)" in text

@@ -14,7 +14,9 @@ def test_only_new_or_changed_files_are_graded_again(tmp_path):
     cache_dir = tmp_path / "cache"  # its own: other tests grade the same samples
     folder = tmp_path / "in"
     folder.mkdir()
-    shutil.copy(SAMPLES / "correct_matmul.ipynb", folder / "alice.ipynb")
+    alice = nbformat.read(SAMPLES / "correct_matmul.ipynb", as_version=4)
+    alice.cells.append(nbformat.v4.new_markdown_cell(f"alice, {tmp_path.name}"))  # content no other test graded
+    nbformat.write(alice, folder / "alice.ipynb")
     shutil.copy(SAMPLES / "wrong_10_epochs.ipynb", folder / "bob.ipynb")
     out = ["--out", str(tmp_path / "grades")]
 

@@ -16,6 +16,7 @@ import torch
 from grader.captured import ModuleInfo
 from grader.checks import check
 from grader.compare import Mismatch, assert_close
+from grader.heatmap import heatmap
 
 CHARACTERS = "abcde"
 INPUTS = torch.arange(len(CHARACTERS))
@@ -216,3 +217,9 @@ def final_loss(student, reference):
     """the loss of the last epoch matches the reference solution's"""
     same_layers_as_reference(student, reference)
     assert_close(student["loss"], reference["loss"], name="loss", rtol=LOSS_RTOL, atol=0)
+
+
+@heatmap(title="p(next character | character)", rows=CHARACTERS, columns=CHARACTERS, vmin=0, vmax=1)
+def predicted_probabilities(student):
+    """Drawn in the feedback like the lecture's matshow of the softmax outputs."""
+    return hidden_and_probabilities(fitting_network(student))[1]

@@ -1,0 +1,178 @@
+"""What a student sees: score, checks, expected vs got, their traceback, their loss curve.
+
+Only what a student may see goes in: a check's `feedback` (never its TA `message`), the
+PUBLIC reference run's loss curve (never a hidden variant's), and values from the
+student's own public run.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from grader.captured import Trace
+from grader.config import PUBLIC_VARIANT, Assignment
+from grader.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
+from grader.grade import GradeReport
+from grader.i18n import Text
+from grader.plots import heatmap_png, loss_curve_png, wants_log_scale
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-|File )")
+STUDENT_FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-)")
+TRACEBACK_HEADER = re.compile(r"^-{20,}$|Traceback \(most recent call last\)")
+MARKS = {"pass": "✓", "partial": "◐", "pending": "…"}
+
+
+def points(x: float) -> str:
+    return f"{x:g}"
+
+
+def trim_traceback(traceback: str, text: Text) -> str:
+    """The student's frames (`Cell In[...]`) and the final error line, colour codes removed.
+
+    Each run of frames inside libraries is replaced by one line saying so (not how many:
+    the engine may already have dropped some from the middle of a long traceback).
+    """
+    lines = [line.rstrip() for line in ANSI.sub("", traceback).splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return ""
+    *body, last = lines
+    out: list[str] = []
+    skipped = False  # library frames seen since the last line kept
+    frame: list[str] | None = None
+
+    def close_frame() -> None:
+        nonlocal skipped
+        if frame is None:
+            return
+        if STUDENT_FRAME.match(frame[0].lstrip()):
+            if skipped:
+                out.append(text("frames_hidden"))
+                skipped = False
+            out.extend(frame + [""])
+        else:
+            skipped = True
+
+    for line in body:
+        if FRAME.match(line.lstrip()):
+            close_frame()
+            frame = [line]
+        elif frame is not None and line.strip():
+            frame.append(line)
+        else:
+            close_frame()
+            frame = None
+            if line.strip() and not TRACEBACK_HEADER.search(line):
+                out.append(line)
+    close_frame()
+    if skipped:
+        out.append(text("frames_hidden"))
+    return "\n".join(out + [last])
+
+
+def _problem_text(problem: dict, text: Text) -> str:
+    fields = {"cell": problem["cell_index"] + 1, "first_line": problem["first_line"],
+              "ename": problem["ename"], "evalue": problem["evalue"]}
+    return text(f"problem_{problem['kind']}", **fields)
+
+
+def _training_items(report: GradeReport, text: Text) -> list[str]:
+    """What the notebook's training actually did, as the grader saw it run."""
+    training = report.training
+    items = [f"`{name}`: " + " → ".join(f"`{layer}`" for layer in layers) for name, layers in report.modules.items()]
+    for o in training.get("optimizers", []):
+        if isinstance(o.get("lr"), (int, float)):
+            items.append(text("optimizer_lr", kind=o["class"], lr=o["lr"], parameters=o["parameters"], steps=o["steps"]))
+        else:
+            items.append(text("optimizer", kind=o["class"], steps=o["steps"]))
+    if training:
+        items.append(text("backward_calls", calls=training["backward_calls"], epochs=training["epochs"]))
+    losses = training.get("losses", [])
+    if losses:
+        items.append(text("loss_first_last", first=f"{losses[0]:.6g}", last=f"{losses[-1]:.6g}"))
+    elif training:
+        items.append(text("no_training"))
+    first_bad, first_nan = training.get("first_nonfinite_epoch"), training.get("first_nan_epoch")
+    if first_bad and first_bad != first_nan:
+        items.append(text("first_inf", epoch=first_bad))
+    if first_nan:
+        items.append(text("first_nan", epoch=first_nan))
+    return items
+
+
+def _loss_curve(report: GradeReport, reference_losses: list[float], text: Text) -> list[Block]:
+    losses = report.training.get("losses", [])
+    if not losses:
+        return []
+    student, reference = np.asarray(losses, dtype=float), np.asarray(reference_losses, dtype=float)
+    caption = [text("loss_caption")]
+    if wants_log_scale(student, reference):
+        caption.append(text("loss_caption_log"))
+    reference_bad = Trace(reference, 0, []).first_nonfinite_epoch
+    if reference_bad:
+        caption.append(text("reference_diverged", epoch=reference_bad))
+    return [Heading(text("loss_curve"), 3),
+            Image(loss_curve_png(losses, reference_losses, text), text("loss_curve"), "loss"),
+            Paragraph(" ".join(caption))]
+
+
+def _heatmap(report: GradeReport, text: Text) -> list[Block]:
+    heatmap = report.heatmap
+    if not heatmap:
+        return []
+    png = heatmap_png(heatmap["values"], heatmap["rows"], heatmap["columns"], heatmap["vmin"], heatmap["vmax"])
+    return [Heading(heatmap["title"]), Image(png, heatmap["title"], "heatmap"), Paragraph(text("heatmap_caption"))]
+
+
+def _check_label(c, text: Text) -> str:
+    return c.description + (f" {text('hidden_data')}" if c.variant != PUBLIC_VARIANT else "")
+
+
+def feedback_page(report: GradeReport, assignment: Assignment, reference_losses: list[float],
+                  text: Text) -> tuple[str, list[Block]]:
+    """The title and blocks of one student's feedback page."""
+    title = text("feedback_title", title=assignment.title or assignment.name, student=report.student)
+    score = text("score", score=points(report.score), max_score=points(report.max_score))
+    blocks: list[Block] = [Paragraph(f"**{score}** · {text('status')}: {text('status_' + report.status)}", "score")]
+    if report.status == "invalid":
+        blocks.append(Paragraph(text("invalid", reason=report.reason)))
+    if report.notes:
+        blocks.append(Bullets([text("note", note=note) for note in report.notes]))
+
+    if report.problems:
+        blocks.append(Heading(text("problems")))
+        for problem in report.problems:
+            blocks.append(Paragraph(_problem_text(problem, text)))
+            if problem.get("traceback"):
+                blocks.append(Code(trim_traceback(problem["traceback"], text)))
+
+    if report.checks:
+        blocks += [Heading(text("checks")),
+                   Table(["", text("check"), text("points")],
+                         [[MARKS.get(c.status, "✗"), _check_label(c, text),
+                           f"{points(c.points)} / {points(c.max_points)}"] for c in report.checks],
+                         [c.status for c in report.checks])]
+    failed = [c for c in report.checks if c.status != "pass"]
+    if failed:
+        blocks += [Heading(text("what_to_look_at")),
+                   Bullets([f"**{_check_label(c, text)}**: {c.feedback}" for c in failed])]
+
+    training = _training_items(report, text)
+    if training:
+        blocks += [Heading(text("training")), Bullets(training)]
+        blocks += _loss_curve(report, reference_losses, text)
+    blocks += _heatmap(report, text)
+
+    if report.manual:
+        rows = [[MARKS.get(c.status, "✗"), c.description,
+                 "–" if c.status == "pending" else f"{points(c.points)} / {points(c.max_points)}",
+                 text("manual_pending") if c.status == "pending" else c.feedback] for c in report.manual]
+        blocks += [Heading(text("manual")), Table(["", text("check"), text("points"), ""], rows,
+                                                  [c.status for c in report.manual])]
+    if any(c.variant != PUBLIC_VARIANT for c in report.checks):
+        blocks.append(Paragraph(text("hidden_explained")))
+    return title, blocks

@@ -1,0 +1,78 @@
+"""An assignment's opt-in heat map for feedback, declared in its checks.py.
+
+    @heatmap(title="p(next character)", rows=list("abcde"), columns=list("abcde"), vmin=0, vmax=1)
+    def predicted_probabilities(student):
+        return softmax_of(student["net"])     # a 2-D tensor or array
+
+The function runs in the grader's process on the student's PUBLIC run only (like a
+check, never in the kernel), after grading; the matrix is kept in the report and drawn
+like the lecture's `plt.matshow`. At most one per assignment.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+import torch
+
+from grader.checks import marked
+from grader.errors import ConfigError, SubmissionError
+
+HEATMAP_ATTRIBUTE = "__grader_heatmap__"
+MAX_CELLS = 10_000
+
+
+@dataclass(frozen=True)
+class HeatmapHook:
+    """A declared heat map: the function computing the matrix and how to label it."""
+
+    func: Callable
+    title: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    vmin: float | None
+    vmax: float | None
+
+
+def heatmap(*, title: str, rows=(), columns=(), vmin: float | None = None, vmax: float | None = None):
+    """Declare the function whose 2-D result each student's feedback shows as a heat map."""
+
+    def mark(func: Callable) -> Callable:
+        if list(inspect.signature(func).parameters) != ["student"]:
+            raise ConfigError(f"heat map {func.__name__} must take exactly one parameter, `student`")
+        setattr(func, HEATMAP_ATTRIBUTE, HeatmapHook(func, title, tuple(map(str, rows)), tuple(map(str, columns)),
+                                                     vmin, vmax))
+        return func
+
+    return mark
+
+
+def find_heatmap(module: ModuleType) -> HeatmapHook | None:
+    hooks = marked(module, HEATMAP_ATTRIBUTE)
+    if len(hooks) > 1:
+        where = getattr(module, "__file__", None) or module.__name__
+        raise ConfigError(f"{where} declares {len(hooks)} heat maps; at most one is shown")
+    return hooks[0] if hooks else None
+
+
+def student_heatmap(hook: HeatmapHook, student) -> dict:
+    """The matrix and its labels as plain data, or {} when this student's values don't give one.
+
+    A student whose `net` is missing or has the wrong shape gets no heat map: the checks
+    already say why, so nothing more is reported here.
+    """
+    try:
+        value = hook.func(student)
+        matrix = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, float)
+    except (SubmissionError, AssertionError, ValueError, TypeError, IndexError, RuntimeError):
+        return {}
+    if matrix.ndim != 2 or matrix.size > MAX_CELLS:
+        return {}
+    rows = list(hook.rows) if len(hook.rows) == matrix.shape[0] else [str(i) for i in range(matrix.shape[0])]
+    columns = list(hook.columns) if len(hook.columns) == matrix.shape[1] else [str(j) for j in range(matrix.shape[1])]
+    return {"title": hook.title, "rows": rows, "columns": columns, "values": matrix.tolist(),
+            "vmin": hook.vmin, "vmax": hook.vmax}

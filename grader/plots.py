@@ -1,0 +1,137 @@
+"""PNG figures for feedback and the summary: loss curves, heat maps, score histograms.
+
+Figures are made with matplotlib's object API on the Agg canvas: no pyplot, so no global
+figure list to leak, and nothing is shown. Korean labels use the NanumGothic font shipped
+by the `koreanize-matplotlib` package (read as a file; that package is never imported,
+since importing it changes matplotlib's global settings).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib import font_manager, rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from grader.captured import Trace
+from grader.i18n import Text
+
+LOG_RATIO = 1e3  # finite losses spanning more than this ratio are drawn on a log axis
+MAX_POINTS = 4000  # longer curves are thinned to about this many points (markers use every epoch)
+DPI = 100
+COLORS = {"student": "#1a73e8", "reference": "#5f6368", "inf": "#e37400", "nan": "#c5221f"}
+
+
+@functools.cache
+def _font_families() -> tuple[str, ...]:
+    """Latin text in DejaVu Sans, Hangul falling back to NanumGothic when it is installed."""
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return ("DejaVu Sans",)
+    font = Path(spec.submodule_search_locations[0]) / "fonts" / "NanumGothic.ttf"
+    font_manager.fontManager.addfont(str(font))
+    return ("DejaVu Sans", font_manager.FontProperties(fname=str(font)).get_name())
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure)
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def wants_log_scale(*curves: np.ndarray) -> bool:
+    """Log axis when the losses diverge: non-finite values, or a span over LOG_RATIO."""
+    values = np.concatenate([c for c in curves if c.size] or [np.empty(0)])
+    finite = values[np.isfinite(values)]
+    if not finite.size or (finite <= 0).any():
+        return False
+    return bool((~np.isfinite(values)).any() or finite.max() / finite.min() > LOG_RATIO)
+
+
+def _thin(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch numbers (1-based) and finite losses, thinned to about MAX_POINTS points."""
+    step = max(1, math.ceil(losses.size / MAX_POINTS))
+    epochs = np.arange(1, losses.size + 1)[::step]
+    shown = losses[::step]
+    return epochs, np.where(np.isfinite(shown), shown, np.nan)
+
+
+def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> bytes:
+    """The student's loss per epoch over the reference's, with the first inf and nan marked."""
+    student, expected = np.asarray(losses, dtype=float), np.asarray(reference, dtype=float)
+    # A float64 run can reach 1e308; the log axis's margin then overflows harmlessly.
+    with rc_context({"font.family": list(_font_families())}), np.errstate(over="ignore"):
+        figure = _figure(7.5, 3.6)
+        axes = figure.add_subplot()
+        if expected.size:
+            axes.plot(*_thin(expected), color=COLORS["reference"], linestyle="--", linewidth=1.4,
+                      label=text("plot_reference"), zorder=3)  # dashed on top: visible where the curves agree
+        axes.plot(*_thin(student), color=COLORS["student"], linewidth=1.8, label=text("plot_yours"))
+        trace = Trace(student, 0, [])
+        first_bad, first_nan = trace.first_nonfinite_epoch, trace.first_nan_epoch
+        if first_bad and first_bad != first_nan:
+            axes.axvline(first_bad, color=COLORS["inf"], linestyle="--", linewidth=1.2,
+                         label=text("plot_first_inf", epoch=first_bad))
+        if first_nan:
+            axes.axvline(first_nan, color=COLORS["nan"], linewidth=1.2, label=text("plot_first_nan", epoch=first_nan))
+        reference_bad = Trace(expected, 0, []).first_nonfinite_epoch
+        if reference_bad and reference_bad != first_bad:
+            axes.axvline(reference_bad, color=COLORS["reference"], linestyle=":", linewidth=1.2,
+                         label=text("plot_reference_nonfinite", epoch=reference_bad))
+        if wants_log_scale(student, expected):
+            axes.set_yscale("log", nonpositive="mask")
+        axes.set_xlabel(text("plot_epoch"))
+        axes.set_ylabel(text("plot_loss"))
+        axes.grid(alpha=0.3)
+        axes.legend(loc="best", fontsize="small")
+        return _png(figure)
+
+
+def heatmap_png(values: list[list[float]], rows: list[str], columns: list[str],
+                vmin: float | None, vmax: float | None) -> bytes:
+    """A matrix as the lecture draws it with `matshow`, each cell labelled with its value."""
+    matrix = np.asarray(values, dtype=float)
+    with rc_context({"font.family": list(_font_families())}):
+        height = min(8.0, 1.2 + 0.45 * matrix.shape[0])
+        figure = _figure(min(9.0, 1.8 + 0.6 * matrix.shape[1]), height)
+        axes = figure.add_subplot()
+        image = axes.matshow(matrix, cmap="bwr" if (vmin is not None and vmin < 0) else "Blues",
+                             vmin=vmin, vmax=vmax)
+        figure.colorbar(image, ax=axes, shrink=0.9)
+        axes.set_xticks(range(matrix.shape[1]), columns or range(matrix.shape[1]))
+        axes.set_yticks(range(matrix.shape[0]), rows or range(matrix.shape[0]))
+        if matrix.size <= 100:
+            for (i, j), value in np.ndenumerate(matrix):
+                red, green, blue, _ = image.cmap(image.norm(value))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+                axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize="small",
+                          color="white" if dark else "black")
+        return _png(figure)
+
+
+def histogram_png(scores: list[float], max_score: float, text: Text) -> bytes:
+    """How many submissions got each score, one bar per point (or per bin for large scales)."""
+    with rc_context({"font.family": list(_font_families())}):
+        figure = _figure(7.5, 3.2)
+        axes = figure.add_subplot()
+        top = max(max_score, max(scores, default=0.0), 1.0)
+        width = max(1.0, math.ceil(top / 20))
+        edges = np.arange(0, top + width, width) - width / 2
+        axes.hist(scores, bins=edges, color=COLORS["student"], edgecolor="white")
+        axes.set_xlim(-width, top + width)
+        axes.set_xlabel(text("plot_score"))
+        axes.set_ylabel(text("plot_students"))
+        axes.yaxis.get_major_locator().set_params(integer=True)
+        axes.grid(axis="y", alpha=0.3)
+        return _png(figure)

@@ -1,0 +1,160 @@
+"""Self-checks students run while working: declared in `selfchecks.toml`, run by otter.
+
+They catch easy mistakes early (a name never defined, a wrong shape, a nan loss,
+training that did not run) and are not the grade. Everything here is PUBLIC: the release
+turns each question into an otter-grader test file (the exception-based format, run by
+`grader.check("q1")` in the student's notebook), so a self-check may state only what the
+student notebook already says.
+
+    [[question]]
+    name = "q1"                  # grader.check("q1")
+    after = "training"           # id of the cell the check cell follows
+    defined = ["yhat", "loss"]
+    finite = ["loss"]
+    [question.shape]
+    yhat = [1000, 1]
+    [[question.expect]]          # any boolean expression over the notebook's names
+    test = "not torch.equal(alpha0.detach(), torch.tensor([0.5]))"
+    message = "alpha0 is still 0.5: did the loop call optimizr.step()?"
+
+At grading, the lines the release adds (`import otter`, `grader = otter.Notebook(...)`,
+`grader.check(...)`) are removed from submissions before they run: they would need
+otter's test files, and the grade never depends on them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.errors import ConfigError
+from grader.i18n import both
+
+SELFCHECK_FILE = "selfchecks.toml"
+TESTS_DIR = "tests"
+SETUP_SOURCE = f'import otter\ngrader = otter.Notebook(tests_dir="{TESTS_DIR}")'
+# A top-level line that only drives otter; indented lines are left alone (removing one
+# could empty a block).
+PLUMBING_LINE = re.compile(r"^(import otter|grader = otter\.Notebook\(.*\)|grader\.check\(\s*(['\"])[\w.-]+\2\s*\))\s*(#.*)?$")
+IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A boolean expression over the notebook's names, and what to tell the student if it is false."""
+
+    test: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Question:
+    """One `grader.check(name)` cell and the tests it runs."""
+
+    name: str
+    after: str
+    defined: tuple[str, ...] = ()
+    shape: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    finite: tuple[str, ...] = ()
+    expect: tuple[Expectation, ...] = ()
+
+
+def load_selfchecks(folder: Path, cell_ids: list[str]) -> list[Question]:
+    """The questions in `folder/selfchecks.toml` (none if the file is absent), validated."""
+    path = folder / SELFCHECK_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if set(data) - {"question"}:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(set(data) - {'question'})}; use [[question]]")
+    questions, known = [], {"name", "after", "defined", "shape", "finite", "expect"}
+    for raw in data.get("question", []):
+        where = f"{path} question {raw.get('name', '?')!r}"
+        if set(raw) - known:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(set(raw) - known)}; known: {sorted(known)}")
+        if not IDENTIFIER.match(raw.get("name", "")) or raw.get("after") not in cell_ids:
+            raise ConfigError(f"{where}: needs a name (an identifier) and `after`, the id of a cell in the "
+                              "student notebook")
+        try:
+            question = Question(raw["name"], raw["after"], tuple(raw.get("defined", ())),
+                                {k: tuple(int(n) for n in v) for k, v in raw.get("shape", {}).items()},
+                                tuple(raw.get("finite", ())),
+                                tuple(Expectation(e["test"], e["message"]) for e in raw.get("expect", [])))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc}); see {__name__}'s docstring") from None
+        bad = [n for n in (*question.defined, *question.shape, *question.finite) if not IDENTIFIER.match(str(n))]
+        if bad:
+            raise ConfigError(f"{where}: not Python names: {bad}")
+        for e in question.expect:
+            try:
+                compile(e.test, where, "eval")
+            except SyntaxError as exc:
+                raise ConfigError(f"{where}: expect test {e.test!r} is not a Python expression: {exc.msg}") from None
+        questions.append(question)
+    if len({q.name for q in questions}) != len(questions):
+        raise ConfigError(f"{path}: question names must be unique")
+    return questions
+
+
+def strip_selfcheck_lines(source: str) -> str:
+    """The cell's code without the otter lines the release added (unchanged if it has none)."""
+    lines = source.splitlines()
+    kept = [line for line in lines if not PLUMBING_LINE.match(line)]
+    return source if len(kept) == len(lines) else "\n".join(kept)
+
+
+def check_source(question: Question) -> str:
+    return f'grader.check("{question.name}")'
+
+
+def _message(key: str, **placeholders: str) -> str:
+    """The bilingual message with `{placeholders}` left for the test to fill at run time."""
+    return both(key, **{k: "{" + k + "}" for k in placeholders})
+
+
+def otter_test(question: Question, assignment: str) -> str:
+    """The question as an otter exception-based test file (tests/<name>.py)."""
+    out = [
+        f'"""Self-check {question.name} of {assignment}: catches easy mistakes, gives no points.',
+        "",
+        f"Generated by `grader release` from {SELFCHECK_FILE}; edit that file, not this one.",
+        '"""',
+        "import torch",
+        "from otter.test_files import test_case",
+        "",
+        "OK_FORMAT = False",
+        f"name = {question.name!r}",
+        "points = None",
+        "",
+        f"MISSING = {_message('selfcheck_missing', names='')!r}",
+        f"NOT_TENSOR = {_message('selfcheck_not_tensor', name='', type='')!r}",
+        f"SHAPE = {_message('selfcheck_shape', name='', got='', expected='')!r}",
+        f"NONFINITE = {_message('selfcheck_nonfinite', name='')!r}",
+    ]
+    for i, e in enumerate(question.expect, start=1):
+        out += [f"TEST_{i} = compile({e.test!r}, 'expect {i}', 'eval')", f"MESSAGE_{i} = {e.message!r}"]
+    if question.defined:
+        out += ["", "", f"@test_case(name={f'{question.name}: defined'!r})", "def defined(env):",
+                f"    missing = [n for n in {question.defined!r} if n not in env]",
+                '    assert not missing, MISSING.format(names=", ".join(missing))']
+    for name, shape in question.shape.items():
+        out += ["", "", f"@test_case(name={f'{question.name}: shape of {name}'!r})", f"def shape_{name}(env):",
+                f"    assert {name!r} in env, MISSING.format(names={name!r})",
+                f"    value = env[{name!r}]",
+                f"    assert isinstance(value, torch.Tensor), NOT_TENSOR.format(name={name!r}, type=type(value).__name__)",
+                f"    assert tuple(value.shape) == {shape!r}, "
+                f"SHAPE.format(name={name!r}, got=tuple(value.shape), expected={shape!r})"]
+    for name in question.finite:
+        out += ["", "", f"@test_case(name={f'{question.name}: {name} is finite'!r})", f"def finite_{name}(env):",
+                f"    assert {name!r} in env, MISSING.format(names={name!r})",
+                f"    assert bool(torch.isfinite(torch.as_tensor(env[{name!r}])).all()), "
+                f"NONFINITE.format(name={name!r})"]
+    for i in range(1, len(question.expect) + 1):
+        out += ["", "", f"@test_case(name={f'{question.name}: expectation {i}'!r})", f"def expectation_{i}(env):",
+                f"    assert eval(TEST_{i}, dict(env)), MESSAGE_{i}"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,133 @@
+"""The TA's page for one assignment: scores, pass rates, common failures, trouble, settings.
+
+Unlike student feedback it may quote a check's full `message`: it is for course staff.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+
+from grader.config import Assignment
+from grader.document import Block, Bullets, Heading, Image, Link, Meter, Paragraph, Table
+from grader.grade import GradeReport
+from grader.i18n import Text
+from grader.plots import histogram_png
+
+# A number not inside a name (alpha0 stays alpha0), or nan/inf.
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\bnan\b|\binf\b", re.IGNORECASE)
+MOST_COMMON = 10
+REASON_CHARS = 300
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a grading run was done, as the summary page reports it."""
+
+    graded_at: str
+    grader: str
+    torch: str
+    device: str
+    sandbox: bool
+    workers: int
+    lang: str
+
+
+def reason_pattern(message: str) -> str:
+    """A message with its numbers replaced by #, so the same mistake groups across students."""
+    text = NUMBER.sub("#", " ".join(message.split()))
+    return text if len(text) <= REASON_CHARS else text[:REASON_CHARS] + "…"
+
+
+def failure_groups(reports: list[GradeReport]) -> list[tuple[str, str, list[str]]]:
+    """(what failed, reason pattern, students) for the most common reasons, most students first."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for report in reports:
+        if report.status == "invalid":  # no check ran; the file is listed with the trouble
+            continue
+        for c in report.checks:
+            if c.status != "pass":
+                groups.setdefault((c.label, reason_pattern(c.message)), []).append(report.student)
+        for problem in report.problems:
+            groups.setdefault(("run", reason_pattern(problem["text"])), []).append(report.student)
+    ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [(label, reason, sorted(set(students))) for (label, reason), students in ranked[:MOST_COMMON]]
+
+
+def summary_page(assignment: Assignment, reports: list[GradeReport], settings: RunSettings,
+                 names: dict[str, str], text: Text) -> tuple[str, list[Block]]:
+    """The title and blocks of the TA's summary; `names` maps a file to its feedback file stem."""
+    title = text("summary_title", title=assignment.title or assignment.name)
+    scores = [r.score for r in reports]
+    max_score = max((r.max_score for r in reports), default=0.0)
+    blocks: list[Block] = [Paragraph(text("summary_counts", count=len(reports),
+                                          mean=statistics.fmean(scores) if scores else 0.0, max_score=max_score,
+                                          median=statistics.median(scores) if scores else 0.0))]
+    if reports:
+        blocks += [Heading(text("histogram")), Image(histogram_png(scores, max_score, text), text("histogram"),
+                                                      "histogram")]
+    statuses = Counter(r.status for r in reports)
+    blocks += [Heading(text("statuses")),
+               Table([text("status"), text("count")],
+                     [[f"{status} ({text('status_' + status)})", str(n)] for status, n in statuses.most_common()])]
+
+    labels: dict[str, list] = {}
+    for report in reports:
+        for c in report.checks:
+            labels.setdefault(c.label, []).append(c)
+    rows = []
+    for label, results in labels.items():
+        passed = sum(c.status == "pass" for c in results)
+        rows.append([f"`{label}`", results[0].description, Meter(passed / len(results), f"{passed}/{len(results)}"),
+                     f"{statistics.fmean(c.points for c in results):.2f}/{results[0].max_points:g}"])
+    blocks += [Heading(text("pass_rate")), Table([text("check"), "", text("passed"), text("mean_points")], rows)]
+
+    groups = failure_groups(reports)
+    blocks.append(Heading(text("failures")))
+    if groups:
+        blocks.append(Table([text("check"), text("reason"), text("count"), text("students")],
+                            [[f"`{label}`", reason, str(len(students)), ", ".join(students)]
+                             for label, reason, students in groups]))
+    else:
+        blocks.append(Paragraph(text("no_failures")))
+
+    trouble = [r for r in sorted(reports, key=lambda r: r.student) if r.status != "ok"]
+    blocks.append(Heading(text("trouble")))
+    if trouble:
+        blocks.append(Table([text("student"), text("status"), text("reason_plain")],
+                            [[Link(r.student, f"feedback/{names[r.file]}.html"), r.status, r.reason] for r in trouble],
+                            ["fail"] * len(trouble)))
+    else:
+        blocks.append(Paragraph(text("no_trouble")))
+    notes = []
+    pending = sum(c.status == "pending" for r in reports for c in r.manual)
+    if pending:
+        notes.append(text("manual_waiting", count=pending, review="`review.md`", grades="`manual_grades.csv`"))
+    students = Counter(r.student for r in reports)
+    duplicates = sorted(s for s, n in students.items() if n > 1)
+    if duplicates:
+        notes.append(text("duplicates", students=", ".join(duplicates)))
+    if notes:
+        blocks.append(Bullets(notes))
+
+    reused = sum(r.cached for r in reports)
+    blocks += [Heading(text("settings")),
+               Table([text("setting"), text("value")], [
+                   [text("setting_graded_at"), settings.graded_at],
+                   [text("setting_grader"), settings.grader],
+                   [text("setting_torch"), settings.torch],
+                   [text("setting_device"), settings.device],
+                   [text("setting_sandbox"), text("on" if settings.sandbox else "off")],
+                   [text("setting_workers"), str(settings.workers)],
+                   [text("setting_language"), settings.lang],
+                   [text("setting_reused"), f"{reused} / {len(reports)}"],
+               ])]
+    blocks += [Heading(text("files")),
+               Paragraph(text("files_list", gradebook="`gradebook.csv`", lms="`lms.csv`",
+                              gradescope="`gradescope/<student>/results.json`", feedback="`feedback/`")),
+               Table([text("feedback_link"), text("points"), text("status")],
+                     [[Link(r.student, f"feedback/{names[r.file]}.html"), f"{r.score:g}/{r.max_score:g}", r.status]
+                      for r in sorted(reports, key=lambda r: (r.student, r.file))])]
+    return title, blocks

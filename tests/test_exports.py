@@ -1,0 +1,98 @@
+"""Exports (LMS CSV, Gradescope results.json) and the TA's summary page, on synthetic reports."""
+
+import csv
+import io
+import json
+
+from grader.checks import CheckResult
+from grader.config import load_assignment
+from grader.document import to_html
+from grader.exports import gradescope_results, lms_csv
+from grader.grade import GradeReport
+from grader.i18n import Text
+from grader.report import write_reports
+from grader.summary import RunSettings, failure_groups, reason_pattern, summary_page
+
+from conftest import ROOT
+
+EN = Text("en")
+SETTINGS = RunSettings("2026-11-22T10:00:00+09:00", "0.1.0", "2.13.0+cpu", "cpu", False, 2, "en")
+GRADESCOPE_TOP = {"score", "execution_time", "output", "output_format", "visibility", "stdout_visibility",
+                  "extra_data", "tests", "leaderboard"}
+GRADESCOPE_TEST = {"score", "max_score", "name", "number", "output", "output_format", "tags", "visibility",
+                   "status", "extra_data"}
+
+
+def result(name, variant, points, max_points, status, message="", feedback=""):
+    return CheckResult(name, variant, f"{name} matches", points, max_points, status, message, feedback)
+
+
+def graded(student, alpha0_got=None, status="ok", file=None, problems=()):
+    """A regression_ab-like report; a wrong alpha0 fails publicly and under the hidden variant."""
+    checks = [result("parameters", "public", 3, 3, "pass"), result("parameters", "hidden", 3, 3, "pass")]
+    if alpha0_got is not None:
+        checks = [result("parameters", "public", 0, 3, "fail", f"alpha0: got {alpha0_got}, expected 1.471162",
+                         f"alpha0: got {alpha0_got}, expected 1.471162"),
+                  result("parameters", "hidden", 0, 3, "fail", f"alpha0: got {alpha0_got}, expected 2.718281",
+                         "alpha0: 1 of 1 elements differ from the expected values beyond the tolerance")]
+    return GradeReport(student, file or f"{student}.ipynb", status, checks=checks, seconds=4.6,
+                       problems=list(problems))
+
+
+def test_gradescope_marks_hidden_checks_and_keeps_their_values_out():
+    report = graded("bob", alpha0_got=1.661)
+    report.manual = [CheckResult("why", "public", "Why?", 0.0, 2.0, "pending", "x", "x")]
+    data = gradescope_results(report, EN)
+    assert set(data) <= GRADESCOPE_TOP and all(set(t) <= GRADESCOPE_TEST for t in data["tests"])
+    assert (data["score"], data["execution_time"]) == (0.0, 5)
+    public, hidden, manual = data["tests"]
+    assert (public["visibility"], public["status"], public["number"]) == ("visible", "failed", "1")
+    assert public["output"] == "alpha0: got 1.661, expected 1.471162"
+    assert hidden["visibility"] == "after_published" and hidden["name"].endswith("(hidden data)")
+    assert "2.718281" not in json.dumps(data), "a hidden expected value reached the student's results"
+    assert "score" not in manual and "status" not in manual, "an answer no TA graded yet is not a 0"
+    assert manual["output"] == "not graded yet: a TA grades this answer by hand"
+
+
+def test_lms_csv_one_row_per_student_best_file_and_blank_when_a_ta_must_look():
+    reports = [graded("alice"), graded("bob", 1.661, file="bob.ipynb"), graded("bob", file="bob_v2.ipynb"),
+               graded("carol", status="grader-error"), graded("dave", 0.5, status="error")]
+    rows = list(csv.reader(io.StringIO(lms_csv(reports))))
+    assert rows == [["student_id", "score"], ["alice", "6"], ["bob", "6"], ["carol", ""], ["dave", "0"]]
+
+
+def test_failures_group_by_reason_across_students():
+    reports = [graded("alice"), graded("bob", 1.661), graded("carol", 2.59), graded("dave", 0.5),
+               graded("zed", 0.0, status="invalid")]
+    groups = failure_groups(reports)
+    assert groups[0] == ("parameters", "alpha0: got #, expected #", ["bob", "carol", "dave"])
+    assert all("zed" not in students for _, _, students in groups), "an unreadable file ran no check"
+    assert reason_pattern("yhat: 1000 of 1000 elements at index (772, 0), rel nan") == \
+        "yhat: # of # elements at index (#, #), rel #"
+
+
+def test_summary_page_has_histogram_pass_rates_trouble_and_settings():
+    error = {"cell_index": 8, "kind": "error", "ename": "NameError", "evalue": "name 'Y' is not defined",
+             "traceback": "", "first_line": "for", "text": "cell 9 ('for') raised NameError: name 'Y' is not defined"}
+    reports = [graded("alice"), graded("bob", 1.661), graded("eve", 0.5, status="error", problems=[error])]
+    reports[2].reason = error["text"]
+    names = {r.file: r.student for r in reports}
+    title, blocks = summary_page(load_assignment(ROOT, "regression_ab"), reports, SETTINGS, names, EN)
+    page = to_html(title, blocks, "en")
+    assert page.count('src="data:image/png;base64,') == 1, "the score histogram"
+    assert "3 submission file(s); mean 2.00 / 6, median 0" in page
+    assert "1/3 (33%)</td>" in page, "parameters passed by 1 of 3"
+    assert 'href="feedback/eve.html">eve</a></td><td>error</td>' in page
+    assert "name &#x27;Y&#x27; is not defined" in page
+    for setting in ("2.13.0+cpu", "<td>sandbox</td><td>off</td>", "<td>device</td><td>cpu</td>"):
+        assert setting in page
+
+
+def test_write_reports_writes_every_output(tmp_path):
+    reports = [graded("alice"), graded("bob", 1.661)]
+    write_reports(tmp_path, load_assignment(ROOT, "regression_ab"), reports, SETTINGS, [3.0, 2.0, 1.0])
+    folder = tmp_path / "regression_ab"
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert written == ["feedback/alice.html", "feedback/alice.md", "feedback/bob.html", "feedback/bob.md",
+                       "gradebook.csv", "gradescope/alice/results.json", "gradescope/bob/results.json",
+                       "lms.csv", "results/alice.json", "results/bob.json", "summary.html"]
