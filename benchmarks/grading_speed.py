@@ -531,7 +531,7 @@ def report(info, args, counts, prepared, compute, batches, otter, load_before, l
         lines += [f"regression_ab, the first {len(runs)} generated submissions"
                   + (f" ({len(runs) - len(ok)} failed under otter: {', '.join(otter['failed'])})"
                      if len(ok) < len(runs) else "") + ":", "",
-                  "| | otter run | grader | otter ÷ grader |", "|---|---|---|---|",
+                  "| | otter run | grader | otter ÷ grader (> 1: the grader is faster) |", "|---|---|---|---|",
                   f"| wall per submission (otter: median; grader: batch wall / N, `--workers {args.workers}`) "
                   f"| {fmt(median(walls))} | {fmt(ours_wall)} | ×{median(walls) / ours_wall:.1f} |"]
         if 1 in batches and args.workers != 1:
@@ -627,10 +627,12 @@ def main(argv: list[str]) -> int:
         (work / "raw.json").write_text(json.dumps({"info": info, "prepared": prepared | {"values": "..."},
                                                    "compute": compute, "batches": batches, "otter": otter},
                                                   indent=1, default=str))
-        log(f"written {args.results}; raw numbers in {work / 'raw.json'}")
+        log(f"written {args.results}")
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"kept {work}: notebooks, grades, logs, raw.json")
     return 0
 
 
