@@ -36,3 +36,8 @@ test: install check-reference
 
 clean:
 	rm -rf .grader-cache
+
+# Grading speed vs otter-grader; results in benchmarks/results.md. Small run: BENCH_ARGS="--regression-ab 6 --abcde 2 --otter 3"
+.PHONY: benchmark
+benchmark: install
+	$(BIN)/python benchmarks/grading_speed.py $(BENCH_ARGS)
