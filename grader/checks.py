@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Callable
 

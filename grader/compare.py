@@ -136,6 +136,28 @@ def assert_state_dict_close(got: dict, expected: dict, *, name: str, **tolerance
         assert_close(got[key], expected[key], name=f"{name}[{key!r}]", **tolerances)
 
 
+def assert_trained(trace, *, optimizer: str, lr: float, steps: int, how: str) -> None:
+    """Training as it actually ran: one optimizer of this kind stepped `steps` times at `lr`.
+
+    `how` is the line of code a student should have written, quoted in the message.
+    """
+    stepped = trace.stepped()
+    if not stepped:
+        raise AssertionError(f"no optimizer ever took a step, so nothing was trained: use {how}")
+    if len(stepped) > 1:
+        raise AssertionError(f"{len(stepped)} optimizers took steps; train with one: {how}")
+    ran = stepped[0]
+    problems = []
+    if ran.kind != optimizer:
+        problems.append(f"the optimizer was {ran.kind}, not {optimizer}")
+    if not isinstance(ran.lr, (int, float)) or not math.isclose(ran.lr, lr):
+        problems.append(f"it stepped with lr {ran.lr}, not {lr:g} ({how})")
+    if ran.steps != steps:
+        problems.append(f"it took {ran.steps} steps, but the task trains for {steps} epochs (one step each)")
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
 def assert_equal(got, expected, *, name: str) -> None:
     """Exact equality for counts, labels and structures, with both values in the message."""
     if got != expected:

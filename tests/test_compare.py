@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import Mismatch, as_tensor, assert_close, assert_equal, assert_state_dict_close
+from grader.compare import Mismatch, as_tensor, assert_close, assert_equal, assert_state_dict_close, assert_trained
 
 
 def mismatch(*args, **kwargs) -> Mismatch:
@@ -78,3 +78,21 @@ def test_state_dicts_compare_keys_then_tensors():
 def test_assert_equal_shows_both_values():
     with pytest.raises(Mismatch, match="steps: got 999, expected 1000"):
         assert_equal(999, 1000, name="steps")
+
+
+def test_assert_trained_reads_what_ran():
+    from grader.captured import OptimizerRecord, Trace
+
+    def trace(*optimizers):
+        return Trace(np.zeros(0), 0, [OptimizerRecord(kind, steps, 3, {"lr": lr}, {"lr": lr}, None)
+                                      for kind, lr, steps in optimizers])
+
+    assert_trained(trace(("SGD", 0.1, 1000)), optimizer="SGD", lr=0.1, steps=1000, how="SGD(lr=0.1)")
+    with pytest.raises(AssertionError, match="nothing was trained"):
+        assert_trained(trace(("SGD", 0.1, 0)), optimizer="SGD", lr=0.1, steps=1000, how="SGD(lr=0.1)")
+    with pytest.raises(AssertionError, match="the optimizer was Adam, not SGD; it stepped with lr 0.001, not 0.1"):
+        assert_trained(trace(("Adam", 0.001, 1000)), optimizer="SGD", lr=0.1, steps=1000, how="SGD(lr=0.1)")
+    with pytest.raises(AssertionError, match="it took 999 steps, but the task trains for 1000 epochs"):
+        assert_trained(trace(("SGD", 0.1, 999)), optimizer="SGD", lr=0.1, steps=1000, how="SGD(lr=0.1)")
+    with pytest.raises(AssertionError, match="2 optimizers took steps"):
+        assert_trained(trace(("SGD", 0.1, 5), ("SGD", 0.01, 5)), optimizer="SGD", lr=0.1, steps=10, how="x")

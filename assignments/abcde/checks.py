@@ -9,13 +9,11 @@ Thresholds and tolerances come from measurements (torch 2.13 CPU, 5000 epochs of
   one epoch more or less moves them by 4.0e-4, 7.1e-6 and 5.8e-4.
 """
 
-import math
-
 import torch
 
 from grader.captured import ModuleInfo
 from grader.checks import check
-from grader.compare import Mismatch, assert_close
+from grader.compare import Mismatch, assert_close, assert_trained
 from grader.heatmap import heatmap
 
 CHARACTERS = "abcde"
@@ -152,22 +150,8 @@ def layers(student):
 @check(points=1)
 def training(student):
     """training ran Adam at its default lr 0.001 for 5000 epochs"""
-    stepped = student.trace.stepped()
-    if not stepped:
-        raise AssertionError("no optimizer ever took a step, so the network was not trained")
-    if len(stepped) > 1:
-        raise AssertionError(f"{len(stepped)} optimizers took steps; train with one Adam over net.parameters()")
-    optimizer = stepped[0]
-    problems = []
-    if optimizer.kind != "Adam":
-        problems.append(f"the optimizer was {optimizer.kind}, not Adam")
-    if not isinstance(optimizer.lr, (int, float)) or not math.isclose(optimizer.lr, ADAM_DEFAULT_LR):
-        problems.append(f"it stepped with lr {optimizer.lr}, not Adam's default {ADAM_DEFAULT_LR:g} "
-                        f"(torch.optim.Adam(net.parameters()))")
-    if optimizer.steps != EPOCHS:
-        problems.append(f"it took {optimizer.steps} steps, but the task trains for {EPOCHS} epochs (one step each)")
-    if problems:
-        raise AssertionError("; ".join(problems))
+    assert_trained(student.trace, optimizer="Adam", lr=ADAM_DEFAULT_LR, steps=EPOCHS,
+                   how="torch.optim.Adam(net.parameters()), its default lr")
 
 
 @check(points=2, variants="all")

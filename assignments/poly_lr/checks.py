@@ -13,11 +13,10 @@ and 8128) for the tolerances:
   while lr 0.0999 or 0.1001 already differs by 1e-2 within five epochs, hence LOSS_RTOL.
 """
 
-import math
 
 from grader.captured import ModuleInfo
 from grader.checks import check
-from grader.compare import Mismatch, assert_close, assert_state_dict_close
+from grader.compare import Mismatch, assert_close, assert_state_dict_close, assert_trained
 from grader.errors import ReferenceRunError, SubmissionError
 
 LR = 0.1
@@ -48,21 +47,8 @@ def is_float64(student) -> bool:
 @check(points=1)
 def training(student):
     """training ran SGD with lr=0.1 for 1000 epochs"""
-    stepped = student.trace.stepped()
-    if not stepped:
-        raise AssertionError("no optimizer ever took a step: train with torch.optim.SGD(net.parameters(), lr=0.1)")
-    if len(stepped) > 1:
-        raise AssertionError(f"{len(stepped)} optimizers took steps; train with one SGD over net.parameters()")
-    optimizer = stepped[0]
-    problems = []
-    if optimizer.kind != "SGD":
-        problems.append(f"the optimizer was {optimizer.kind}, not SGD")
-    if not isinstance(optimizer.lr, (int, float)) or not math.isclose(optimizer.lr, LR):
-        problems.append(f"it stepped with lr {optimizer.lr}; the task is to train with lr={LR}")
-    if optimizer.steps != EPOCHS:
-        problems.append(f"it took {optimizer.steps} steps, but the task trains for {EPOCHS} epochs (one step each)")
-    if problems:
-        raise AssertionError("; ".join(problems))
+    assert_trained(student.trace, optimizer="SGD", lr=LR, steps=EPOCHS,
+                   how=f"torch.optim.SGD(net.parameters(), lr={LR})")
 
 
 @check(points=2, variants="all")
