@@ -12,12 +12,12 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
 
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -27,6 +27,7 @@ from grader.captured import Captured, load_captured
 from grader.config import ExecutionSettings
 from grader.errors import CaptureError
 from grader.kernel import kernel_code
+from grader.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
 
 TRACEBACK_CHARS = 4000
 
@@ -40,6 +41,7 @@ class RunOptions:
     public_dir: Path | None = None
     cache_dir: Path | None = None
     grader_code_timeout: float = 60.0
+    sandbox: bool = True
 
 
 @dataclass
@@ -78,11 +80,19 @@ class ExecutionResult:
 class GraderKernelManager(AsyncKernelManager):
     """A kernel manager whose command line the grader decides, not a kernelspec on disk."""
 
+    sandbox: KernelSandbox | Unsandboxed  # set before the kernel starts
+    # Interrupts go as messages: a SIGINT would reach the sandbox's bwrap and end it.
+    spec = KernelSpec(display_name="grader", language="python", interrupt_mode="message")
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        return self.spec
+
     def format_kernel_cmd(self, extra_arguments=None):
-        return [
+        return self.sandbox.command([
             sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
             "--HistoryManager.enabled=False", *(extra_arguments or []),
-        ]
+        ], self.connection_file)
 
 
 class BoundedClient(NotebookClient):
@@ -173,7 +183,7 @@ def _error_of(cell: NotebookNode, index: int) -> CellProblem | None:
 async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: RunOptions) -> ExecutionResult:
     """Run `nb` in a fresh kernel inside a private temporary folder, always cleaned up."""
     started = time.monotonic()
-    run_dir = Path(tempfile.mkdtemp(prefix="grader-run-"))
+    run_dir = make_run_dir(options.sandbox)
     workdir, capture_dir, ipc_dir = run_dir / "work", run_dir / "capture", run_dir / "ipc"
     for folder in (workdir, capture_dir, ipc_dir):
         folder.mkdir()
@@ -187,7 +197,9 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
                            max_output_chars=settings.max_output_chars, shutdown_kernel="immediate")
     result = ExecutionResult(status="ok", notebook=nb)
     map_cuda = options.device == "cpu" and mentions_cuda(nb)
+    sandbox = None
     try:
+        sandbox = km.sandbox = open_sandbox(options.sandbox, run_dir, settings, options.device)
         await km.start_kernel(cwd=str(workdir), env=kernel_environment(run_dir, workdir, options.device,
                                                                          options.cache_dir))
         await client.async_start_new_kernel_client()
@@ -200,12 +212,14 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
             result.capture_error = "no values could be read back: the kernel died"
         else:
             await _capture(client, options, settings, capture_dir, result)
-    except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError) as exc:
+    except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:
         # Nothing of the student's has run yet: this is the grading side's failure.
         result.status = "grader-error"
         result.capture_error = f"the kernel could not be started or prepared: {exc}"
     finally:
         await _stop_kernel(km, client)
+        if sandbox is not None:
+            result.notes += await sandbox.close()
         shutil.rmtree(run_dir, ignore_errors=True)
         result.seconds = time.monotonic() - started
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
