@@ -135,9 +135,9 @@ def bwrap_arguments(run_dir: Path, device: str) -> list[str]:
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    for name in ETC_FILES:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     made: set[Path] = set()
+    for name in ETC_FILES:
+        args += _with_parents(Path("/etc", name), made) + ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for path in _interpreter_paths():
         args += _with_parents(path, made) + ["--ro-bind", str(path), str(path)]
     if device == "cuda":
