@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from grader.grade import AssignmentGrader, GradeReport, collect_submissions
 from grader.reference import compare_golden, environment_label, record_golden
 from grader.report import write_reports
 from grader.runs import GradeOptions
+from grader.sandbox import INSTALL_HINT, sandbox_problem
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -42,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="kernels run at once (default: number of cores)")
         p.add_argument("--cache-dir", type=Path, default=Path(".grader-cache"),
                        help="where reference runs are cached (default: .grader-cache)")
+        p.add_argument("--no-sandbox", action="store_true",
+                       help="run notebooks without isolation (only where no sandbox can be made); "
+                            "every feedback file and gradebook row then says so")
 
     grade = commands.add_parser("grade", help="grade submissions of one assignment")
     grade.add_argument("assignment", help="assignment name (a folder under assignments/)")
@@ -70,12 +75,27 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def options_from(args) -> GradeOptions:
+async def use_sandbox(args, required: bool) -> bool:
+    """Whether kernels run sandboxed. Students' notebooks must be, unless --no-sandbox;
+    the course's own reference notebooks run unsandboxed where no sandbox can be made."""
+    if args.no_sandbox:
+        return False
+    problem = await sandbox_problem()
+    if problem is None:
+        return True
+    if required:
+        raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")
+    _say(f"note: reference notebooks run without the sandbox ({problem})")
+    return False
+
+
+def options_from(args, sandbox: bool) -> GradeOptions:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if not (args.course / "assignments").is_dir():
         raise UsageError(f"{args.course / 'assignments'} does not exist; run from the course folder or pass --course")
-    return GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=args.workers)
+    return GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=args.workers,
+                        sandbox=sandbox)
 
 
 def _say(text: str) -> None:
@@ -83,13 +103,14 @@ def _say(text: str) -> None:
 
 
 async def grade_command(args) -> int:
-    options = options_from(args)
+    options = options_from(args, await use_sandbox(args, required=True))
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     grader = AssignmentGrader(load_assignment(args.course, args.assignment), options)
     files = collect_submissions(args.paths)
-    _say(f"{args.assignment}: {len(files)} file(s), device {options.device}, {options.workers} worker(s)")
+    _say(f"{args.assignment}: {len(files)} file(s), device {options.device}, {options.workers} worker(s)"
+         + ("" if options.sandbox else ", NOT sandboxed"))
     await grader.prepare()
     done = []
 
@@ -109,7 +130,7 @@ async def grade_command(args) -> int:
 
 
 async def check_reference_command(args) -> int:
-    options = options_from(args)
+    options = options_from(args, await use_sandbox(args, required=False))
     names = args.assignments or list_assignments(args.course)
     if not names:
         raise UsageError(f"no assignments under {args.course / 'assignments'}")
@@ -148,6 +169,7 @@ async def check_reference_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill cleans up like Ctrl-C does
     try:
         args = build_parser().parse_args(argv)
         command = grade_command if args.command == "grade" else check_reference_command

@@ -16,6 +16,7 @@ from grader.reference import reference_captures
 from grader.runs import GradeOptions, Runner
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
+UNSANDBOXED = "graded without the sandbox (--no-sandbox): the notebook ran with the grading machine in reach"
 CHECKPOINT_DIR = ".ipynb_checkpoints"
 
 
@@ -163,6 +164,9 @@ class AssignmentGrader:
                 report = GradeReport(student_id(path, root), str(path), "grader-error",
                                      f"internal grading error: {type(exc).__name__}: {exc}",
                                      max_score=self.max_score, checks=self._unrun_checks("not graded"))
+            if not self.options.sandbox:
+                report.notes.append(UNSANDBOXED)
+                report.reason = "; ".join(filter(None, [report.reason, UNSANDBOXED]))
             if on_report:
                 on_report(report)
             return report

@@ -20,6 +20,7 @@ class GradeOptions:
     device: str
     cache_dir: Path
     workers: int
+    sandbox: bool = True
 
 
 class Runner:
@@ -34,7 +35,8 @@ class Runner:
     async def run(self, submission: NotebookNode, variant: Variant) -> tuple[PreparedNotebook, ExecutionResult]:
         prepared = prepare_notebook(self.templates[variant.name], submission)
         run_options = RunOptions(capture=self.assignment.capture, device=self.options.device,
-                                 public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir)
+                                 public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir,
+                                 sandbox=self.options.sandbox)
         async with self.limiter:
             result = await run_notebook(prepared.notebook, self.assignment.execution, run_options)
         return prepared, result
