@@ -30,6 +30,8 @@ from grader.kernel import kernel_code
 from grader.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
 
 TRACEBACK_CHARS = 4000
+EVALUE_CHARS = 500
+LOG_TAIL_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class CellProblem:
         if self.kind == "timeout":
             return f"{where} did not finish in time and was interrupted"
         if self.kind == "dead-kernel":
-            return f"the kernel died while running {where} (a crash, os._exit, or running out of memory)"
+            return f"the kernel died while running {where} (a crash, os._exit, or running out of memory or CPU time)"
         return f"{where} raised {self.ename}: {self.evalue}"
 
 
@@ -104,6 +106,13 @@ class BoundedClient(NotebookClient):
         self.output_chars: dict[int, int] = {}
 
     def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "error":
+            # Kept whatever was printed before, since it decides the cell's status; cut to size.
+            content = msg["content"]
+            content["ename"] = str(content.get("ename", ""))[:EVALUE_CHARS]
+            content["evalue"] = str(content.get("evalue", ""))[:EVALUE_CHARS]
+            content["traceback"] = ["\n".join(map(str, content.get("traceback") or []))[-TRACEBACK_CHARS:]]
+            return super().output(outs, msg, display_id, cell_index)
         used = self.output_chars.get(cell_index, 0)
         if used > self.max_output_chars:
             return None
@@ -162,7 +171,7 @@ async def run_grader_code(client: NotebookClient, code: str, timeout: float) -> 
         if reply["parent_header"].get("msg_id") == msg_id:
             content = reply["content"]
             if content.get("status") != "ok":
-                raise KernelCodeError(f"{content.get('ename')}: {content.get('evalue')}")
+                raise KernelCodeError(f"{content.get('ename')}: {content.get('evalue')}"[:EVALUE_CHARS])
             return
 
 
@@ -175,8 +184,8 @@ def _error_of(cell: NotebookNode, index: int) -> CellProblem | None:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             trace = "\n".join(out.get("traceback", []))
-            return CellProblem(index, "error", out.get("ename", ""), str(out.get("evalue", ""))[:500],
-                               trace[-TRACEBACK_CHARS:], _first_line(cell.source))
+            return CellProblem(index, "error", out.get("ename", ""), out.get("evalue", ""), trace,
+                               _first_line(cell.source))
     return None
 
 
@@ -200,8 +209,10 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
     sandbox = None
     try:
         sandbox = km.sandbox = open_sandbox(options.sandbox, run_dir, settings, options.device)
-        await km.start_kernel(cwd=str(workdir), env=kernel_environment(run_dir, workdir, options.device,
-                                                                         options.cache_dir))
+        # The kernel's own stdout and stderr go to a file, not the TA's terminal.
+        with open(run_dir / "kernel.log", "wb") as log:
+            await km.start_kernel(cwd=str(workdir), stdout=log, stderr=log,
+                                  env=kernel_environment(run_dir, workdir, options.device, options.cache_dir))
         await client.async_start_new_kernel_client()
         await run_grader_code(client, kernel_code("preamble", "install", {
             "threads": 1, "map_cuda_to_cpu": map_cuda, "max_losses": settings.max_trace_losses}),
@@ -215,7 +226,7 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
     except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:
         # Nothing of the student's has run yet: this is the grading side's failure.
         result.status = "grader-error"
-        result.capture_error = f"the kernel could not be started or prepared: {exc}"
+        result.capture_error = f"the kernel could not be started or prepared: {exc}{_log_tail(run_dir / 'kernel.log')}"
     finally:
         await _stop_kernel(km, client)
         if sandbox is not None:
@@ -225,6 +236,14 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
         result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
     return result
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        tail = path.read_text(errors="replace")[-LOG_TAIL_CHARS:].strip()
+    except FileNotFoundError:
+        return ""
+    return f" (the kernel's log ends: {tail})" if tail else ""
 
 
 async def _run_cells(client, nb, settings, deadline, result) -> None:
@@ -265,6 +284,8 @@ async def _capture(client, options, settings, capture_dir, result) -> None:
         result.captured = load_captured(capture_dir, settings.max_capture_bytes)
     except (KernelCodeError, CaptureError) as exc:
         result.capture_error = f"the values could not be read back from the notebook: {exc}"
+        if result.status == "ok":
+            result.status = "error"
 
 
 async def _stop_kernel(km: GraderKernelManager, client: NotebookClient) -> None:
