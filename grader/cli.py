@@ -20,7 +20,7 @@ from grader.grade import AssignmentGrader, GradeReport, collect_submissions
 from grader.reference import compare_golden, environment_label, record_golden
 from grader.report import write_reports
 from grader.runs import GradeOptions
-from grader.sandbox import INSTALL_HINT, sandbox_problem
+from grader.sandbox import INSTALL_HINT, remove_leftovers, sandbox_problem
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -82,6 +82,7 @@ async def use_sandbox(args, required: bool) -> bool:
         return False
     problem = await sandbox_problem()
     if problem is None:
+        await remove_leftovers()
         return True
     if required:
         raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")

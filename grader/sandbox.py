@@ -29,9 +29,8 @@ from pathlib import Path
 
 from grader.config import ExecutionSettings
 
-RUN_PREFIX = "grader-run-"
+RUN_PREFIX = "grader-run-"  # then the grader's pid: run folders and cgroups are named alike
 MEMORY_SCRATCH = Path("/dev/shm")
-CGROUP_PREFIX = "grader-"
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
              "localtime", "hosts", "alternatives", "fonts", "ssl")
 INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`) and grade as root, "
@@ -159,8 +158,8 @@ class KernelSandbox:
         self.device = device
         self.files = roots.files
         self.uid, self.gid = _sandbox_user()
-        self.memory_cgroup = roots.memory / f"{CGROUP_PREFIX}{run_dir.name}"
-        self.pids_cgroup = roots.pids / f"{CGROUP_PREFIX}{run_dir.name}"
+        self.memory_cgroup = roots.memory / run_dir.name
+        self.pids_cgroup = roots.pids / run_dir.name
         self.cgroups = sorted({self.memory_cgroup, self.pids_cgroup})
         try:
             for folder in self.cgroups:
@@ -171,7 +170,7 @@ class KernelSandbox:
                     (self.memory_cgroup / file).write_text(value.format(memory=memory))
             (self.pids_cgroup / self.files.pids_limit).write_text(str(settings.max_processes))
         except OSError:
-            self._remove_cgroups()
+            _try_rmdir(self.cgroups)
             raise
         # The run folder stays root's, so the kernel cannot swap one of its folders for a
         # link; what is inside is the kernel's.
@@ -199,26 +198,33 @@ class KernelSandbox:
         if _counter(self.pids_cgroup / "pids.events", "max"):
             notes.append(f"the notebook tried to run more than {self.settings.max_processes} processes and "
                          "threads at once; the extra ones were refused")
-        for _ in range(500):
-            for folder in self.cgroups:
-                for pid in (folder / "cgroup.procs").read_text().split():
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            if self._remove_cgroups():
-                return notes
-            await asyncio.sleep(0.01)  # a cgroup is busy until its last killed process is gone
-        raise RuntimeError(f"could not empty and remove the sandbox's cgroups {self.cgroups}")
+        await _kill_and_remove(self.cgroups)
+        return notes
 
-    def _remove_cgroups(self) -> bool:
-        try:
-            for folder in self.cgroups:
-                if folder.exists():
-                    folder.rmdir()
-        except OSError:
-            return False
-        return True
+
+async def _kill_and_remove(cgroups: list[Path]) -> None:
+    """SIGKILL every process in the cgroups, then remove them."""
+    for _ in range(500):
+        for folder in cgroups:
+            for pid in (folder / "cgroup.procs").read_text().split() if folder.exists() else ():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if _try_rmdir(cgroups):
+            return
+        await asyncio.sleep(0.01)  # a cgroup is busy until its last killed process is gone
+    raise RuntimeError(f"could not empty and remove the sandbox's cgroups {cgroups}")
+
+
+def _try_rmdir(folders: list[Path]) -> bool:
+    try:
+        for folder in folders:
+            if folder.exists():
+                folder.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def _counter(path: Path, key: str) -> int:
@@ -238,6 +244,30 @@ class Unsandboxed:
 
     async def close(self) -> list[str]:
         return []
+
+
+def _left_behind(name: str) -> bool:
+    """Whether a run folder or cgroup belongs to a grader (pid in its name) that is gone."""
+    try:
+        os.kill(int(name[len(RUN_PREFIX):].split("-")[0]), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError):  # not named by this version, or another user's grader
+        return False
+    return False
+
+
+async def remove_leftovers() -> None:
+    """Remove what graders killed outright (SIGKILL) left: their kernels died with them
+    (bubblewrap's --die-with-parent), their run folders and cgroups did not."""
+    for scratch in (MEMORY_SCRATCH, Path(tempfile.gettempdir())):
+        for folder in scratch.glob(f"{RUN_PREFIX}*"):
+            if _left_behind(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
+    roots = find_cgroups()
+    if roots is not None:
+        await _kill_and_remove([cgroup for root in {roots.memory, roots.pids}
+                                for cgroup in root.glob(f"{RUN_PREFIX}*") if _left_behind(cgroup.name)])
 
 
 def make_run_dir(sandboxed: bool) -> Path:
