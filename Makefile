@@ -8,9 +8,20 @@ SUBMISSIONS ?= submissions
 OUT ?= grades
 GRADE_ARGS ?=
 
-.PHONY: install grade test check-reference clean
+.PHONY: install sandbox-tools grade test check-reference clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed sandbox-tools
+
+# Students' notebooks run inside bubblewrap (grader/sandbox.py). As root it is installed
+# here; otherwise this says how, and `grader grade` refuses to run without it.
+sandbox-tools:
+	@if command -v bwrap >/dev/null && command -v setpriv >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+	else \
+	  echo "note: grading needs bubblewrap and setpriv; as root run: apt-get install bubblewrap util-linux"; \
+	  echo "      (or your system's package manager), or grade with GRADE_ARGS=--no-sandbox"; \
+	fi
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
