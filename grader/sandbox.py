@@ -108,7 +108,7 @@ def _interpreter_paths() -> list[Path]:
                                               *site.getsitepackages()) if p}
     if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
         candidates.add(Path(site.getusersitepackages()).resolve())
-    candidates.add(Path(sys.executable).parent)  # a venv's bin/, whose python links into base_prefix
+    candidates.add(Path(sys.executable).parent)  # where the kernel's command line names python
     kept = sorted(p for p in candidates if p.is_dir() and not p.is_relative_to("/usr"))
     return [p for p in kept if not any(p != q and p.is_relative_to(q) for q in kept)]
 
@@ -183,11 +183,12 @@ class KernelSandbox:
         os.chown(connection_file, self.uid, self.gid)
         join = " && ".join([*(f"echo $$ > {shlex.quote(str(folder / 'cgroup.procs'))}" for folder in self.cgroups),
                             "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", 'exec "$@"'])
+        # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
                 *bwrap_arguments(self.run_dir, self.device),
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
-                "--", "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--no-new-privs",
-                "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
+                "--", shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
+                "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
 
     async def close(self) -> list[str]:
         """Kill whatever is left in the cgroups and remove them; notes on limits that were hit."""

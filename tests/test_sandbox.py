@@ -22,7 +22,8 @@ MAX_BYTES = 2**20
 
 
 def bound_sources(args: list[str]) -> list[Path]:
-    return [Path(args[i + 1]) for i, a in enumerate(args) if a in ("--bind", "--ro-bind", "--ro-bind-try", "--dev-bind")]
+    binds = ("--bind", "--ro-bind", "--ro-bind-try", "--dev-bind")
+    return [Path(args[i + 1]) for i, a in enumerate(args) if a in binds]
 
 
 def test_the_course_folder_is_not_bound_into_the_sandbox(tmp_path):
