@@ -249,11 +249,14 @@ class Unsandboxed:
 
 def _left_behind(name: str) -> bool:
     """Whether a run folder or cgroup belongs to a grader (pid in its name) that is gone."""
+    pid, dash, _ = name[len(RUN_PREFIX):].partition("-")
+    if not (dash and pid.isdigit()):
+        return False  # not named by this version: left alone
     try:
-        os.kill(int(name[len(RUN_PREFIX):].split("-")[0]), 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except (ValueError, PermissionError):  # not named by this version, or another user's grader
+    except PermissionError:  # another user's grader, still running
         return False
     return False
 
