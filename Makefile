@@ -9,9 +9,20 @@ OUT ?= grades
 DIST ?= dist
 GRADE_ARGS ?=
 
-.PHONY: install grade test check-reference release clean
+.PHONY: install sandbox-tools grade test check-reference release benchmark clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed sandbox-tools
+
+# Students' notebooks run inside bubblewrap (grader/sandbox.py). As root it is installed
+# here; otherwise this says how, and `grader grade` refuses to run without it.
+sandbox-tools:
+	@if command -v bwrap >/dev/null && command -v setpriv >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+	else \
+	  echo "note: grading needs bubblewrap and setpriv; as root run: apt-get install bubblewrap util-linux"; \
+	  echo "      (or your system's package manager), or grade with GRADE_ARGS=--no-sandbox"; \
+	fi
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +49,5 @@ clean:
 	rm -rf .grader-cache
 
 # Grading speed vs otter-grader; results in benchmarks/results.md. Small run: BENCH_ARGS="--regression-ab 6 --abcde 2 --otter 3"
-.PHONY: benchmark
 benchmark: install
 	$(BIN)/python benchmarks/grading_speed.py $(BENCH_ARGS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ TORCH_DTYPES = {
     for name in ("float16", "bfloat16", "float32", "float64", "complex64", "complex128",
                  "int8", "int16", "int32", "int64", "uint8", "bool")
 }
+# What the kernel writes (bfloat16 goes as float32); torch.from_numpy takes each of them.
+ARRAY_DTYPES = {np.dtype(name) for name in TORCH_DTYPES if name != "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,8 @@ def _trace_from(raw: dict, arrays: dict[str, np.ndarray]) -> Trace:
                                       dict(o["last"]) if o.get("last") else None)
                       for o in raw["optimizers"]]
         return Trace(losses, int(raw["backward_calls"]), optimizers)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CaptureError(f"the training trace is malformed: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CaptureError(f"the training trace is malformed: {type(exc).__name__}") from None
 
 
 @dataclass
@@ -148,30 +152,75 @@ class Captured:
         (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
 
 
+def _read_plain_file(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, at most `max_bytes`. The kernel can write in its capture folder, so a
+    link (to a file of the grader's), a FIFO (which would block) or a device is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise CaptureError("no values were written back (the capture did not complete)") from None
+    except OSError as exc:
+        raise CaptureError(f"{path.name} in the capture folder cannot be opened: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CaptureError(f"{path.name} in the capture folder is not a plain file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise CaptureError(f"the captured values take more than {max_bytes:,} bytes, the limit")
+    return data
+
+
+def _check_tensor(name: str, entry, arrays: dict[str, np.ndarray]) -> None:
+    if not (isinstance(entry, dict) and entry.get("dtype") in TORCH_DTYPES and isinstance(entry.get("array"), str)
+            and entry["array"] in arrays and arrays[entry["array"]].dtype in ARRAY_DTYPES):
+        raise CaptureError(f"the captured tensor `{name}` is malformed")
+
+
+def _check_value(name: str, entry, arrays: dict[str, np.ndarray]) -> None:
+    """Raise `CaptureError` unless `entry` has the shape `Captured.__getitem__` relies on."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if kind == "tensor":
+        _check_tensor(name, entry, arrays)
+    elif kind == "state_dict" and isinstance(entry.get("entries"), dict):
+        for key, tensor in entry["entries"].items():
+            _check_tensor(f"{name}[{key}]", tensor, arrays)
+    elif kind == "module" and isinstance(entry.get("type"), str) and isinstance(entry.get("layers"), list) \
+            and isinstance(entry.get("parameters"), dict) and isinstance(entry.get("state_dict"), dict):
+        if not all(isinstance(layer, dict) and isinstance(layer.get("type"), str)
+                   and isinstance(layer.get("children"), int) and isinstance(layer.get("config"), dict)
+                   for layer in entry["layers"]):
+            raise CaptureError(f"the captured layers of `{name}` are malformed")
+        for key, tensor in entry["state_dict"].items():
+            _check_tensor(f"{name}.{key}", tensor, arrays)
+    elif not ((kind == "scalar" and isinstance(entry.get("value"), (bool, int, float)))
+              or (kind == "text" and isinstance(entry.get("value"), str))
+              or (kind == "unsupported" and isinstance(entry.get("type"), str))
+              or kind == "missing"):
+        raise CaptureError(f"the captured entry for `{name}` is malformed")
+
+
 def load_captured(folder: Path, max_bytes: int) -> Captured:
     """Read a capture, refusing anything oversized, pickled or malformed with `CaptureError`."""
-    manifest_path, arrays_path = folder / MANIFEST, folder / ARRAYS
-    if not manifest_path.is_file() or not arrays_path.is_file():
-        raise CaptureError("no values were written back (the capture did not complete)")
-    total = os.path.getsize(manifest_path) + os.path.getsize(arrays_path)
-    if total > max_bytes:
-        raise CaptureError(f"the captured values take {total:,} bytes, over the limit of {max_bytes:,}")
+    manifest_bytes = _read_plain_file(folder / MANIFEST, max_bytes)
+    arrays_bytes = _read_plain_file(folder / ARRAYS, max_bytes - len(manifest_bytes))
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(manifest_bytes)
         values, events, trace = manifest["values"], manifest.get("events", []), manifest.get("trace", {})
         if not isinstance(values, dict) or not isinstance(events, list) or not isinstance(trace, dict):
             raise TypeError("wrong structure")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CaptureError(f"the capture manifest is malformed: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise CaptureError(f"the capture manifest is malformed: {type(exc).__name__}") from None
     try:
-        with zipfile.ZipFile(arrays_path) as archive:
+        with zipfile.ZipFile(io.BytesIO(arrays_bytes)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
         if unpacked > max_bytes:
             raise CaptureError(f"the captured arrays unpack to {unpacked:,} bytes, over the limit of {max_bytes:,}")
-        with np.load(arrays_path, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(arrays_bytes), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise CaptureError(f"the captured arrays are unreadable: {exc}") from None
+    for name, entry in values.items():
+        _check_value(str(name)[:60], entry, arrays)
     captured = Captured(values=values, arrays=arrays, events=[str(e) for e in events], trace_record=trace)
     if trace:
         captured.trace  # noqa: B018  (validates the record now, so a bad one is a capture error)

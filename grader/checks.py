@@ -115,6 +115,9 @@ class CheckResult:
 
 
 HIDDEN_FAILURE = "under a hidden variant (your notebook re-run with other data) the result did not match"
+# Messages about a hidden run's values may carry text its kernel chose (a type name, an
+# exception message), so a hidden variant's feedback never quotes them.
+HIDDEN_UNREADABLE = "under a hidden variant (your notebook re-run with other data) the values could not be read back"
 
 
 def run_check(c: Check, variant: str, values: dict) -> CheckResult:
@@ -132,7 +135,8 @@ def run_check(c: Check, variant: str, values: dict) -> CheckResult:
         result.message = mismatch.message
         result.feedback = mismatch.summary if hidden else mismatch.message
     except (MissingValue, CaptureError) as exc:
-        result.message = result.feedback = str(exc)
+        result.message = str(exc)
+        result.feedback = HIDDEN_UNREADABLE if hidden else result.message
     except AssertionError as exc:
         result.message = str(exc) or "assertion failed"
         result.feedback = HIDDEN_FAILURE if hidden else result.message

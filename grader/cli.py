@@ -27,6 +27,7 @@ from grader.reference import compare_golden, environment_label, record_golden
 from grader.release import build_release
 from grader.report import write_reports
 from grader.runs import GradeOptions
+from grader.sandbox import INSTALL_HINT, remove_leftovers, sandbox_problem
 from grader.summary import RunSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="kernels run at once (default: number of cores)")
         p.add_argument("--cache-dir", type=Path, default=Path(".grader-cache"),
                        help="where reference runs and finished grades are cached (default: .grader-cache)")
+        p.add_argument("--no-sandbox", action="store_true",
+                       help="run notebooks without isolation (only where no sandbox can be made); "
+                            "every feedback file and gradebook row then says so")
 
     def grading(p):
         p.add_argument("--out", type=Path, default=Path("grades"),
@@ -106,13 +110,28 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def options_from(args) -> GradeOptions:
+async def use_sandbox(args, required: bool) -> bool:
+    """Whether kernels run sandboxed. Students' notebooks must be, unless --no-sandbox;
+    the course's own reference notebooks run unsandboxed where no sandbox can be made."""
+    if args.no_sandbox:
+        return False
+    problem = await sandbox_problem()
+    if problem is None:
+        await remove_leftovers()
+        return True
+    if required:
+        raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")
+    print(f"note: reference notebooks run without the sandbox ({problem})", file=sys.stderr)
+    return False
+
+
+async def options_from(args, sandbox_required: bool = True) -> GradeOptions:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if not (args.course / "assignments").is_dir():
         raise UsageError(f"{args.course / 'assignments'} does not exist; run from the course folder or pass --course")
     return GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=args.workers,
-                        force=getattr(args, "force", False))
+                        force=getattr(args, "force", False), sandbox=await use_sandbox(args, sandbox_required))
 
 
 async def grade_assignment(name: str, paths: list[Path], args, options: GradeOptions, client=None) -> AssignmentSummary:
@@ -121,7 +140,8 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     grader = AssignmentGrader(load_assignment(args.course, name), options)
     files = collect_submissions(paths)
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
-    print(f"{name}: {len(files)} file(s), device {options.device}, {where}", file=sys.stderr, flush=True)
+    print(f"{name}: {len(files)} file(s), device {options.device}, {where}"
+          + ("" if options.sandbox else ", NOT sandboxed"), file=sys.stderr, flush=True)
     progress = Progress(name, len(files))
     await grader.prepare()  # also on a cluster: the feedback plots the reference's loss curve
     remote = None
@@ -159,7 +179,7 @@ async def with_optional_cluster(args, work):
 
 
 async def grade_command(args) -> int:
-    options = options_from(args)
+    options = await options_from(args)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
@@ -170,7 +190,7 @@ async def grade_command(args) -> int:
 
 
 async def grade_course_command(args) -> int:
-    options = options_from(args)
+    options = await options_from(args)
     if not args.submissions.is_dir():
         raise UsageError(f"no such folder: {args.submissions}")
     names = sorted(p.name for p in args.submissions.iterdir() if p.is_dir())
@@ -188,7 +208,7 @@ async def grade_course_command(args) -> int:
 
 async def grade_one_command(args) -> int:
     """Grade a notebook given on stdin and print its report as JSON (a cluster task)."""
-    options = options_from(args)
+    options = await options_from(args)
     grader = AssignmentGrader(load_assignment(args.course, args.assignment), options)
     await grader.prepare()
     with tempfile.TemporaryDirectory(prefix="grader-one-") as folder:
@@ -200,7 +220,7 @@ async def grade_one_command(args) -> int:
 
 
 async def check_reference_command(args) -> int:
-    options = options_from(args)
+    options = await options_from(args, sandbox_required=False)
     names = args.assignments or list_assignments(args.course)
     if not names:
         raise UsageError(f"no assignments under {args.course / 'assignments'}")

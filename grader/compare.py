@@ -15,12 +15,13 @@ import torch
 
 
 class Mismatch(AssertionError):
-    """A compared value is wrong; `summary` says how without revealing the expected value."""
+    """A compared value is wrong; `summary` says which without revealing the expected value
+    or anything of the student's value (under a hidden variant it could encode the seed)."""
 
-    def __init__(self, message: str, summary: str | None = None):
+    def __init__(self, message: str, summary: str = "not the expected value"):
         super().__init__(message)
         self.message = message
-        self.summary = summary or message
+        self.summary = summary
 
 
 def _describe_type(value) -> str:
@@ -69,7 +70,7 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
     got_array = _as_array(got, name, "your value")
     if got_array.shape != expected_array.shape:
         text = f"{name}: shape {got_array.shape}, expected shape {expected_array.shape}"
-        raise Mismatch(text)
+        raise Mismatch(text, f"{name}: not the expected shape")
     if check_dtype and _dtype_name(got, got_array) != _dtype_name(expected, expected_array):
         text = f"{name}: dtype {_dtype_name(got, got_array)}, expected {_dtype_name(expected, expected_array)}"
         raise Mismatch(text)
@@ -92,7 +93,7 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
             detail = f"got {_fmt(g[k])}, expected {_fmt(e[k])}"
         count = int(nan_wrong.sum())
         raise Mismatch(f"{name}: {count} of {n} elements differ in nan; first at {at}: {detail}",
-                       f"{name}: {count} of {n} elements differ in where nan appears (first at {at})")
+                       f"{name}: nan appears in other places than expected")
 
     finite = np.isfinite(g) & np.isfinite(e)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -111,7 +112,7 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
     message = (f"{name}: {count} of {n} elements outside tolerance (atol {atol:g}, rtol {rtol:g}); "
                f"worst{at}: got {_fmt(g[k])}, expected {_fmt(e[k])} "
                f"(abs err {abs_err[k]:.3g}, rel err {rel:.3g})")
-    summary = f"{name}: {count} of {n} elements differ from the expected values beyond the tolerance"
+    summary = f"{name}: differs from the expected values beyond the tolerance"
     raise Mismatch(message, summary)
 
 

@@ -33,6 +33,9 @@ class ExecutionSettings:
     max_output_chars: int = _setting(20_000, "characters of a cell's output kept for feedback")
     max_trace_losses: int = _setting(1_000_000, "loss values kept in the training trace")
     max_notebook_bytes: int = _setting(20 * 2**20, "largest submission file accepted")
+    memory_limit_mb: int = _setting(4096, "memory one kernel may use, files it writes included (sandbox)")
+    max_processes: int = _setting(256, "processes plus threads one kernel may run at once (sandbox)")
+    cpu_time_limit: float = _setting(1800.0, "CPU seconds each process of a kernel may use (sandbox)")
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,12 @@ TASK_TIMEOUT_MARGIN = 120.0
 
 
 def run_grade_task(course: str, assignment: str, filename: str, data: bytes, device: str,
-                   cache_dir: str, timeout: float) -> str:
+                   cache_dir: str, timeout: float, sandbox: bool) -> str:
     """Runs on a Dask worker: grade one notebook in a subprocess, return its report as JSON."""
     command = [sys.executable, "-m", "grader", "grade-one", assignment, filename,
                "--course", course, "--device", device, "--cache-dir", cache_dir]
+    if not sandbox:
+        command.append("--no-sandbox")
     try:
         done = subprocess.run(command, input=data, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -43,7 +45,7 @@ def remote_grader(client, grader: AssignmentGrader, course: Path):
     async def grade(report: GradeReport, data: bytes) -> GradeReport:
         future = client.submit(run_grade_task, str(course.resolve()), grader.assignment.name,
                                Path(report.file).name, data, grader.options.device,
-                               str(grader.options.cache_dir), timeout, pure=False)
+                               str(grader.options.cache_dir), timeout, grader.options.sandbox, pure=False)
         answer = json.loads(await future)
         if "grader_error" in answer:
             raise RuntimeError(answer["grader_error"])

@@ -12,12 +12,12 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
 
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -27,8 +27,11 @@ from grader.captured import Captured, load_captured
 from grader.config import ExecutionSettings
 from grader.errors import CaptureError
 from grader.kernel import kernel_code
+from grader.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
 
 TRACEBACK_CHARS = 4000
+EVALUE_CHARS = 500
+LOG_TAIL_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class RunOptions:
     public_dir: Path | None = None
     cache_dir: Path | None = None
     grader_code_timeout: float = 60.0
+    sandbox: bool = True
 
 
 @dataclass
@@ -58,7 +62,7 @@ class CellProblem:
         if self.kind == "timeout":
             return f"{where} did not finish in time and was interrupted"
         if self.kind == "dead-kernel":
-            return f"the kernel died while running {where} (a crash, os._exit, or running out of memory)"
+            return f"the kernel died while running {where} (a crash, os._exit, or running out of memory or CPU time)"
         return f"{where} raised {self.ename}: {self.evalue}"
 
 
@@ -78,11 +82,19 @@ class ExecutionResult:
 class GraderKernelManager(AsyncKernelManager):
     """A kernel manager whose command line the grader decides, not a kernelspec on disk."""
 
+    sandbox: KernelSandbox | Unsandboxed  # set before the kernel starts
+    # Interrupts go as messages: a SIGINT would reach the sandbox's bwrap and end it.
+    spec = KernelSpec(display_name="grader", language="python", interrupt_mode="message")
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        return self.spec
+
     def format_kernel_cmd(self, extra_arguments=None):
-        return [
+        return self.sandbox.command([
             sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
             "--HistoryManager.enabled=False", *(extra_arguments or []),
-        ]
+        ], self.connection_file)
 
 
 class BoundedClient(NotebookClient):
@@ -94,6 +106,14 @@ class BoundedClient(NotebookClient):
         self.output_chars: dict[int, int] = {}
 
     def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "error":
+            # Kept whatever was printed before, since it decides the cell's status; cut to size.
+            content = msg["content"]
+            content["ename"] = str(content.get("ename", ""))[:EVALUE_CHARS]
+            content["evalue"] = str(content.get("evalue", ""))[:EVALUE_CHARS]
+            content["traceback"] = [_shorten_traceback(list(map(str, content.get("traceback") or [])),
+                                                       TRACEBACK_CHARS)]
+            return super().output(outs, msg, display_id, cell_index)
         used = self.output_chars.get(cell_index, 0)
         if used > self.max_output_chars:
             return None
@@ -152,7 +172,7 @@ async def run_grader_code(client: NotebookClient, code: str, timeout: float) -> 
         if reply["parent_header"].get("msg_id") == msg_id:
             content = reply["content"]
             if content.get("status") != "ok":
-                raise KernelCodeError(f"{content.get('ename')}: {content.get('evalue')}")
+                raise KernelCodeError(f"{content.get('ename')}: {content.get('evalue')}"[:EVALUE_CHARS])
             return
 
 
@@ -173,16 +193,16 @@ def _shorten_traceback(parts: list[str], limit: int) -> str:
 def _error_of(cell: NotebookNode, index: int) -> CellProblem | None:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
-            trace = _shorten_traceback([str(part) for part in out.get("traceback", [])], TRACEBACK_CHARS)
-            return CellProblem(index, "error", out.get("ename", ""), str(out.get("evalue", ""))[:500],
-                               trace, _first_line(cell.source))
+            trace = "\n".join(out.get("traceback", []))
+            return CellProblem(index, "error", out.get("ename", ""), out.get("evalue", ""), trace,
+                               _first_line(cell.source))
     return None
 
 
 async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: RunOptions) -> ExecutionResult:
     """Run `nb` in a fresh kernel inside a private temporary folder, always cleaned up."""
     started = time.monotonic()
-    run_dir = Path(tempfile.mkdtemp(prefix="grader-run-"))
+    run_dir = make_run_dir(options.sandbox)
     workdir, capture_dir, ipc_dir = run_dir / "work", run_dir / "capture", run_dir / "ipc"
     for folder in (workdir, capture_dir, ipc_dir):
         folder.mkdir()
@@ -196,9 +216,13 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
                            max_output_chars=settings.max_output_chars, shutdown_kernel="immediate")
     result = ExecutionResult(status="ok", notebook=nb)
     map_cuda = options.device == "cpu" and mentions_cuda(nb)
+    sandbox = None
     try:
-        await km.start_kernel(cwd=str(workdir), env=kernel_environment(run_dir, workdir, options.device,
-                                                                         options.cache_dir))
+        sandbox = km.sandbox = open_sandbox(options.sandbox, run_dir, settings, options.device)
+        # The kernel's own stdout and stderr go to a file, not the TA's terminal.
+        with open(run_dir / "kernel.log", "wb") as log:
+            await km.start_kernel(cwd=str(workdir), stdout=log, stderr=log,
+                                  env=kernel_environment(run_dir, workdir, options.device, options.cache_dir))
         await client.async_start_new_kernel_client()
         await run_grader_code(client, kernel_code("preamble", "install", {
             "threads": 1, "map_cuda_to_cpu": map_cuda, "max_losses": settings.max_trace_losses}),
@@ -209,17 +233,27 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
             result.capture_error = "no values could be read back: the kernel died"
         else:
             await _capture(client, options, settings, capture_dir, result)
-    except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError) as exc:
+    except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:
         # Nothing of the student's has run yet: this is the grading side's failure.
         result.status = "grader-error"
-        result.capture_error = f"the kernel could not be started or prepared: {exc}"
+        result.capture_error = f"the kernel could not be started or prepared: {exc}{_log_tail(run_dir / 'kernel.log')}"
     finally:
         await _stop_kernel(km, client)
+        if sandbox is not None:
+            result.notes += await sandbox.close()
         shutil.rmtree(run_dir, ignore_errors=True)
         result.seconds = time.monotonic() - started
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
         result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
     return result
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        tail = path.read_text(errors="replace")[-LOG_TAIL_CHARS:].strip()
+    except FileNotFoundError:
+        return ""
+    return f" (the kernel's log ends: {tail})" if tail else ""
 
 
 async def _run_cells(client, nb, settings, deadline, result) -> None:
@@ -260,6 +294,8 @@ async def _capture(client, options, settings, capture_dir, result) -> None:
         result.captured = load_captured(capture_dir, settings.max_capture_bytes)
     except (KernelCodeError, CaptureError) as exc:
         result.capture_error = f"the values could not be read back from the notebook: {exc}"
+        if result.status == "ok":
+            result.status = "error"
 
 
 async def _stop_kernel(km: GraderKernelManager, client: NotebookClient) -> None:

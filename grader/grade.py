@@ -20,6 +20,7 @@ from grader.reference import cache_folder, reference_captures
 from grader.runs import GradeOptions, Runner
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
+UNSANDBOXED = "graded without the sandbox (--no-sandbox): the notebook ran with the grading machine in reach"
 CHECKPOINT_DIR = ".ipynb_checkpoints"
 
 
@@ -126,7 +127,10 @@ class AssignmentGrader:
                 raise ConfigError(f"manual question {question.name!r}: no answer cell with id {question.cell!r} "
                                   "in the student notebook")
         self.answer_prompts = {q.name: answer_cells[q.cell].source for q in assignment.manual}
-        self.results_cache = options.cache_dir / "results" / assignment.name / cache_folder(assignment, self.runner).name
+        # Unsandboxed grades are never reused by a sandboxed run: student code was not contained.
+        isolation = "sandboxed" if options.sandbox else "unsandboxed"
+        self.results_cache = (options.cache_dir / "results" / assignment.name
+                              / f"{cache_folder(assignment, self.runner).name}-{isolation}")
 
     async def prepare(self) -> None:
         self.reference = await reference_captures(self.assignment, self.runner)
@@ -238,6 +242,9 @@ class AssignmentGrader:
                 report = GradeReport(student_id(path, root), str(path), "grader-error",
                                      f"internal grading error: {type(exc).__name__}: {exc}",
                                      checks=self._unrun_checks("not graded"))
+            if not self.options.sandbox:
+                report.notes.append(UNSANDBOXED)
+                report.reason = "; ".join(filter(None, [report.reason, UNSANDBOXED]))
             if on_report:
                 on_report(report)
             return report

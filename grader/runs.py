@@ -21,7 +21,7 @@ class GradeOptions:
     cache_dir: Path
     workers: int
     force: bool = False  # re-grade even when a cached result for the same content exists
-    sandbox: bool = False  # notebooks run isolated (shown on the TA's summary; set by the sandbox work)
+    sandbox: bool = True  # each kernel runs isolated (grader/sandbox.py); False only with --no-sandbox
 
 
 class Runner:
@@ -36,7 +36,8 @@ class Runner:
     async def run(self, submission: NotebookNode, variant: Variant) -> tuple[PreparedNotebook, ExecutionResult]:
         prepared = prepare_notebook(self.templates[variant.name], submission)
         run_options = RunOptions(capture=self.assignment.capture, device=self.options.device,
-                                 public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir)
+                                 public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir,
+                                 sandbox=self.options.sandbox)
         async with self.limiter:
             result = await run_notebook(prepared.notebook, self.assignment.execution, run_options)
         return prepared, result

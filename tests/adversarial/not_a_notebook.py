@@ -1,0 +1,2 @@
+for epoc in range(30):
+    print('I forgot the notebook')
