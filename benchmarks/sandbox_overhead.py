@@ -1,6 +1,6 @@
 """What the sandbox costs per kernel: the same work with it and without, interleaved.
 
-    PYTHONPATH=. python tests/measure_sandbox_overhead.py [pairs]
+    PYTHONPATH=. python benchmarks/sandbox_overhead.py [pairs]
 
 Three measurements, medians over the pairs:
 - a kernel's life: start, ready, run `x = 1`, shut down, clean up (what the sandbox wraps);
