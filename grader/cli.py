@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -275,6 +276,7 @@ COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill cleans up like Ctrl-C does
     try:
         args = build_parser().parse_args(argv)
         return asyncio.run(COMMANDS[args.command](args))

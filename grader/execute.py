@@ -30,6 +30,7 @@ from grader.kernel import kernel_code
 from grader.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
 
 TRACEBACK_CHARS = 4000
+SUBMISSION_COPY = "submission.ipynb"
 EVALUE_CHARS = 500
 LOG_TAIL_CHARS = 500
 
@@ -208,6 +209,7 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         folder.mkdir()
     if options.public_dir and options.public_dir.is_dir():
         shutil.copytree(options.public_dir, workdir, dirs_exist_ok=True)
+    (workdir / SUBMISSION_COPY).write_text(json.dumps(nb), encoding="utf-8")  # the notebook as it runs
 
     km = GraderKernelManager(transport="ipc", ip=str(ipc_dir / "kernel"),
                              connection_file=str(ipc_dir / "kernel.json"))

@@ -131,7 +131,7 @@ class Batch:
     def everything_written(self) -> str:
         """All the grader wrote, for leak checks."""
         texts = [self.stdout, self.stderr]
-        texts += [p.read_text(encoding="utf-8") for p in self.out.rglob("*") if p.is_file()]
+        texts += [p.read_bytes().decode("utf-8", errors="replace") for p in self.out.rglob("*") if p.is_file()]
         return "\n".join(texts)
 
 

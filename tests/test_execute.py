@@ -3,7 +3,7 @@
 import asyncio
 import os
 import subprocess
-import tempfile
+from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -59,11 +59,16 @@ def test_dead_kernel_is_reported_and_nothing_is_left_running():
     assert our_kernels() == []
 
 
-def test_kernel_and_temporary_folders_are_removed_after_a_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+def test_working_folder_holds_the_notebook_and_nothing_of_the_grader():
+    result = run("import os\nfiles = ' '.join(sorted(os.listdir('.')))", capture=("files",))
+    assert result.captured["files"] == "submission.ipynb"
+
+
+def test_kernel_and_temporary_folders_are_removed_after_a_run():
     result = run("open('scratch.txt', 'w').write('x')\nimport os\nhere = os.getcwd()", capture=("here",))
-    assert result.captured["here"].startswith(str(tmp_path / "grader-run-"))
-    assert list(tmp_path.iterdir()) == []
+    run_dir = Path(result.captured["here"]).parent
+    assert run_dir.name.startswith("grader-run-")
+    assert not run_dir.exists()
     assert our_kernels() == []
 
 

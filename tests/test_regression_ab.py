@@ -1,5 +1,6 @@
 """regression_ab graded end to end: correct forms, wrong answers, cheating, samples."""
 
+import math
 import re
 
 import pytest
@@ -120,7 +121,8 @@ def test_student_notebook_reveals_no_hidden_seed_or_reference_value():
     for record in golden.values():
         for values in record["variants"].values():
             for value in values.values():
-                for number in (value["values"] if isinstance(value, dict) else [value])[:50]:
+                numbers = value["values"] if isinstance(value, dict) else [value]
+                for number in [n for n in numbers if isinstance(n, float) and math.isfinite(n)][:50]:
                     assert f"{number:.4f}" not in text, number
 
 
