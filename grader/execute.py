@@ -27,6 +27,7 @@ from grader.captured import Captured, load_captured
 from grader.config import ExecutionSettings
 from grader.errors import CaptureError
 from grader.kernel import kernel_code
+from grader.notebook import first_line
 from grader.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
 
 TRACEBACK_CHARS = 4000
@@ -177,11 +178,6 @@ async def run_grader_code(client: NotebookClient, code: str, timeout: float) -> 
             return
 
 
-def _first_line(source: str) -> str:
-    lines = [line for line in source.splitlines() if line.strip()]
-    return lines[0].strip()[:60] if lines else ""
-
-
 def _shorten_traceback(parts: list[str], limit: int) -> str:
     """At most `limit` characters, dropping whole frames from the middle (usually library
     code): the first frames are the student's cells and the last one says what failed."""
@@ -196,7 +192,7 @@ def _error_of(cell: NotebookNode, index: int) -> CellProblem | None:
         if out.get("output_type") == "error":
             trace = "\n".join(out.get("traceback", []))
             return CellProblem(index, "error", out.get("ename", ""), out.get("evalue", ""), trace,
-                               _first_line(cell.source))
+                               first_line(cell.source))
     return None
 
 
@@ -265,7 +261,7 @@ async def _run_cells(client, nb, settings, deadline, result) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             result.status = "timeout"
-            result.problems.append(CellProblem(index, "timeout", "", "", "", _first_line(cell.source)))
+            result.problems.append(CellProblem(index, "timeout", "", "", "", first_line(cell.source)))
             result.notes.append(f"the notebook ran out of its {settings.notebook_timeout:.0f} s; later cells were not run")
             return
         client.timeout = max(1, int(min(settings.cell_timeout, remaining)))
@@ -273,13 +269,13 @@ async def _run_cells(client, nb, settings, deadline, result) -> None:
             await client.async_execute_cell(cell, index, store_history=True)
         except CellTimeoutError:
             result.status = "timeout"
-            result.problems.append(CellProblem(index, "timeout", "", "", "", _first_line(cell.source)))
+            result.problems.append(CellProblem(index, "timeout", "", "", "", first_line(cell.source)))
             await client.km.interrupt_kernel()
             await asyncio.sleep(0.5)
             continue
         except DeadKernelError:
             result.status = "error"
-            result.problems.append(CellProblem(index, "dead-kernel", "", "", "", _first_line(cell.source)))
+            result.problems.append(CellProblem(index, "dead-kernel", "", "", "", first_line(cell.source)))
             return
         problem = _error_of(cell, index)
         if problem:

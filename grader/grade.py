@@ -148,8 +148,9 @@ class AssignmentGrader:
         try:
             if CHECKPOINT_DIR in path.parts:
                 raise InvalidSubmission("a Jupyter autosave copy (.ipynb_checkpoints), not a submission")
-            if path.stat().st_size > limit:
-                raise InvalidSubmission(f"the file is {path.stat().st_size:,} bytes, over the limit of {limit:,}")
+            size = path.stat().st_size
+            if size > limit:
+                raise InvalidSubmission(f"the file is {size:,} bytes, over the limit of {limit:,}")
             data = path.read_bytes()
             cached = self._cache_path(data)
             if cached.is_file() and not self.options.force:
@@ -172,10 +173,12 @@ class AssignmentGrader:
         if report.status != "grader-error":
             write_atomic(self._cache_path(data), json.dumps(report.to_json()))
 
-    async def grade_file(self, path: Path, root: Path) -> GradeReport:
+    async def grade_file(self, path: Path, root: Path,
+                         remote: Callable[[GradeReport, bytes], Awaitable[GradeReport]] | None = None) -> GradeReport:
+        """Grade one file here (or through `remote`), unless it is invalid or already graded."""
         report, data = self.lookup(path, root)
         if data is not None:
-            report = await self.grade_bytes(report, data)
+            report = await (remote or self.grade_bytes)(report, data)
             self.remember(data, report)
         return report
 
@@ -234,10 +237,7 @@ class AssignmentGrader:
 
         async def one(path: Path, root: Path) -> GradeReport:
             try:
-                report, data = self.lookup(path, root)
-                if data is not None:
-                    report = await (remote or self.grade_bytes)(report, data)
-                    self.remember(data, report)
+                report = await self.grade_file(path, root, remote)
             except Exception as exc:  # a grader bug must not stop the batch or lose the row
                 report = GradeReport(student_id(path, root), str(path), "grader-error",
                                      f"internal grading error: {type(exc).__name__}: {exc}",

@@ -129,7 +129,7 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
                 continue
         original = locked[cid]
         if _normalise(cell.source) != _normalise(original.source):
-            notes.append(f"a locked cell was edited and has been restored: {_first_line(original.source)!r}")
+            notes.append(f"a locked cell was edited and has been restored: {first_line(original.source) or '(empty)'!r}")
         placed[cid] = len(cells)
         cells.append(_fresh(original))
 
@@ -141,7 +141,7 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
         cells.insert(index, _fresh(locked[cid]))
         placed = {k: (v + 1 if v >= index else v) for k, v in placed.items()}
         placed[cid] = index
-        notes.append(f"a locked cell was missing and has been put back: {_first_line(locked[cid].source)!r}")
+        notes.append(f"a locked cell was missing and has been put back: {first_line(locked[cid].source) or '(empty)'!r}")
 
     answer_cells = {}
     by_id = {c.get("id"): c for c in cells}
@@ -149,13 +149,14 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
         if answer.id in by_id:
             answer_cells[answer.id] = by_id[answer.id]
         else:
-            notes.append(f"an answer cell is missing (deleted or re-created?): {_first_line(answer.source)!r}")
+            notes.append(f"an answer cell is missing (deleted or re-created?): {first_line(answer.source) or '(empty)'!r}")
 
     nb = nbformat.from_dict({**submission, "cells": []})
     nb.cells = cells
     return PreparedNotebook(notebook=nb, notes=notes, answer_cells=answer_cells)
 
 
-def _first_line(source: str) -> str:
-    lines = [line for line in source.strip().splitlines() if line.strip()]
-    return (lines[0][:60] if lines else "(empty)")
+def first_line(source: str) -> str:
+    """A cell's first non-blank line, short enough to name the cell in a message."""
+    lines = [line for line in source.splitlines() if line.strip()]
+    return lines[0].strip()[:60] if lines else ""
