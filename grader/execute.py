@@ -236,14 +236,29 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         result.status = "grader-error"
         result.capture_error = f"the kernel could not be started or prepared: {exc}{_log_tail(run_dir / 'kernel.log')}"
     finally:
-        await _stop_kernel(km, client)
-        if sandbox is not None:
-            result.notes += await sandbox.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
+        await _clean_up(km, client, sandbox, run_dir, result)
         result.seconds = time.monotonic() - started
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
         result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
     return result
+
+
+async def _clean_up(km, client, sandbox, run_dir: Path, result: ExecutionResult) -> None:
+    """Stop the kernel, close its sandbox, remove its folder: every step, even when Ctrl-C
+    cancels this task again while an earlier step is still awaiting."""
+    cancelled = None
+    try:
+        await _stop_kernel(km, client)
+    except asyncio.CancelledError as exc:
+        cancelled = exc
+    if sandbox is not None:
+        try:
+            result.notes += await sandbox.close()
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if cancelled is not None:
+        raise cancelled
 
 
 def _log_tail(path: Path) -> str:
