@@ -13,7 +13,7 @@ GRADE_ARGS ?=
 
 install: $(VENV)/.installed sandbox-tools
 
-# Students' notebooks run inside bubblewrap (grader/sandbox.py). As root it is installed
+# Students' notebooks run inside bubblewrap (grader/run/sandbox.py). As root it is installed
 # here; otherwise this says how, and `grader grade` refuses to run without it.
 sandbox-tools:
 	@if command -v bwrap >/dev/null && command -v setpriv >/dev/null; then :; \

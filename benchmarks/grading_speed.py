@@ -180,7 +180,7 @@ def answer_sources(assignment: str) -> dict[str, dict[str, str]]:
     import nbformat
 
     sys.path.insert(0, str(ROOT))
-    from grader.notebook import ANSWER, tags
+    from grader.run.notebook import ANSWER, tags
 
     sources = {}
     for path in sorted((ROOT / "submissions" / assignment).glob("*.ipynb")):
@@ -228,7 +228,7 @@ def helper_prepare(args) -> None:
     from grader.cli import resolve_device
     from grader.config import PUBLIC_VARIANT, load_assignment
     from grader.grade import AssignmentGrader
-    from grader.runs import GradeOptions
+    from grader.run.runs import GradeOptions
 
     options = GradeOptions(device=resolve_device(args.device), cache_dir=Path(args.cache_dir), workers=args.workers)
     values = {}
@@ -236,7 +236,7 @@ def helper_prepare(args) -> None:
         grader = AssignmentGrader(load_assignment(ROOT, name), options)
         asyncio.run(grader.prepare())
         if name == "regression_ab":
-            public = grader.reference[PUBLIC_VARIANT]
+            public = grader.check.reference[PUBLIC_VARIANT]
             values = {k: public[k].double().reshape(-1).tolist() for k in ("alpha0", "alpha1", "beta0", "beta1", "loss",
                                                                          "yhat")}
     Path(args.output).write_text(json.dumps({"regression_ab": values}))
@@ -255,7 +255,7 @@ def helper_student_compute(args) -> None:
     import torch.optim  # noqa: F401  (warm: its first use imports torch._dynamo)
 
     from grader.config import load_assignment
-    from grader.notebook import apply_variant, prepare_notebook, read_notebook
+    from grader.run.notebook import apply_variant, prepare_notebook, read_notebook
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)

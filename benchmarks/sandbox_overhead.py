@@ -22,8 +22,8 @@ import time
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.config import ExecutionSettings
-from grader.execute import GraderKernelManager, RunOptions, kernel_environment, run_notebook
-from grader.sandbox import make_run_dir, open_sandbox, sandbox_problem
+from grader.run.execute import GraderKernelManager, RunOptions, kernel_environment, run_notebook
+from grader.run.sandbox import make_run_dir, open_sandbox, sandbox_problem
 
 
 async def kernel_life(sandboxed: bool) -> float:

@@ -21,15 +21,15 @@ from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
 from grader.grade import AssignmentGrader, collect_submissions
-from grader.i18n import LANGUAGES, course_language
-from grader.manual import MANUAL_FILE, merge_manual, write_manual_files
-from grader.progress import AssignmentSummary, Progress, summary_table
-from grader.reference import compare_golden, environment_label, record_golden
-from grader.release import build_release
-from grader.report import write_reports
-from grader.runs import GradeOptions
-from grader.sandbox import INSTALL_HINT, remove_leftovers, sandbox_problem
-from grader.summary import RunSettings
+from grader.report.i18n import LANGUAGES, course_language
+from grader.report.manual import MANUAL_FILE, merge_manual, write_manual_files
+from grader.report.progress import AssignmentSummary, Progress, summary_table
+from grader.check.reference import compare_golden, environment_label, record_golden
+from grader.author.release import build_release
+from grader.report.write import write_reports
+from grader.run.runs import GradeOptions
+from grader.run.sandbox import INSTALL_HINT, remove_leftovers, sandbox_problem
+from grader.report.summary import RunSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
 CLUSTER_CONNECT_TIMEOUT = 10  # seconds
@@ -242,8 +242,8 @@ async def check_reference_command(args) -> int:
             problems.append(f"reference scored {report.score:g}/{report.max_score:g} ({report.status}) "
                             + "; ".join(lost + ([report.reason] if report.reason else [])))
         if args.record_golden and not problems:
-            record_golden(grader.assignment, grader.reference, options.device)
-        differences = compare_golden(grader.assignment, grader.reference, options.device)
+            record_golden(grader.assignment, grader.check.reference, options.device)
+        differences = compare_golden(grader.assignment, grader.check.reference, options.device)
         environment = environment_label(options.device)
         if differences is None:
             golden = f"no golden values recorded for {environment} (add them with --record-golden)"

@@ -9,15 +9,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from grader.captured import Captured, ModuleInfo, NoCapture, Trace
-from grader.checks import Check, CheckResult, import_checks, load_checks, run_check
+from grader.check.captured import Captured, ModuleInfo, NoCapture, Trace
+from grader.check.checks import Check, CheckResult, import_checks, load_checks, run_check
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import ConfigError, InvalidSubmission, SubmissionError
 from grader.fsutil import write_atomic
-from grader.heatmap import find_heatmap, student_heatmap
-from grader.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
-from grader.reference import cache_folder, reference_captures
-from grader.runs import GradeOptions, Runner
+from grader.check.heatmap import find_heatmap, student_heatmap
+from grader.run.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
+from grader.check.reference import cache_folder, reference_captures
+from grader.run.runs import GradeOptions, Runner
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
 UNSANDBOXED = "graded without the sandbox (--no-sandbox): the notebook ran with the grading machine in reach"

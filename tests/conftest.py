@@ -7,7 +7,7 @@ import pytest
 
 from grader.config import load_assignment
 from grader.grade import AssignmentGrader, GradeReport
-from grader.runs import GradeOptions
+from grader.run.runs import GradeOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from grader.sandbox import MEMORY_SCRATCH, RUN_PREFIX, find_cgroups, remove_leftovers, sandbox_problem
+from grader.run.sandbox import MEMORY_SCRATCH, RUN_PREFIX, find_cgroups, remove_leftovers, sandbox_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "tests" / "adversarial"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import Mismatch, as_tensor, assert_close, assert_equal, assert_state_dict_close, assert_trained
+from grader.check.compare import Mismatch, as_tensor, assert_close, assert_equal, assert_state_dict_close, assert_trained
 
 
 def mismatch(*args, **kwargs) -> Mismatch:
@@ -81,7 +81,7 @@ def test_assert_equal_shows_both_values():
 
 
 def test_assert_trained_reads_what_ran():
-    from grader.captured import OptimizerRecord, Trace
+    from grader.check.captured import OptimizerRecord, Trace
 
     def trace(*optimizers):
         return Trace(np.zeros(0), 0, [OptimizerRecord(kind, steps, 3, {"lr": lr}, {"lr": lr}, None)

@@ -9,7 +9,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.config import ExecutionSettings
 from grader.errors import MissingValue
-from grader.execute import RunOptions, run_notebook
+from grader.run.execute import RunOptions, run_notebook
 
 import pytest
 

@@ -4,14 +4,14 @@ import csv
 import io
 import json
 
-from grader.checks import CheckResult
+from grader.check.checks import CheckResult
 from grader.config import load_assignment
-from grader.document import to_html
-from grader.exports import gradescope_results, lms_csv
+from grader.report.document import to_html
+from grader.report.exports import gradescope_results, lms_csv
 from grader.grade import GradeReport
-from grader.i18n import Text
-from grader.report import write_reports
-from grader.summary import RunSettings, failure_groups, reason_pattern, summary_page
+from grader.report.i18n import Text
+from grader.report.write import write_reports
+from grader.report.summary import RunSettings, failure_groups, reason_pattern, summary_page
 
 from conftest import ROOT
 

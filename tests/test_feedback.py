@@ -8,17 +8,17 @@ import types
 import numpy as np
 import pytest
 
-from grader.captured import Captured
-from grader.checks import CheckResult, marked
+from grader.check.captured import Captured
+from grader.check.checks import CheckResult, marked
 from grader.config import load_assignment
-from grader.document import to_html, to_markdown
+from grader.report.document import to_html, to_markdown
 from grader.errors import ConfigError
-from grader.execute import _shorten_traceback
-from grader.feedback import feedback_page, trim_traceback
+from grader.run.execute import _shorten_traceback
+from grader.report.feedback import feedback_page, trim_traceback
 from grader.grade import GradeReport
-from grader.heatmap import HEATMAP_ATTRIBUTE, find_heatmap, heatmap, student_heatmap
-from grader.i18n import LANGUAGES, MESSAGES, Text, course_language
-from grader.plots import wants_log_scale
+from grader.check.heatmap import HEATMAP_ATTRIBUTE, find_heatmap, heatmap, student_heatmap
+from grader.report.i18n import LANGUAGES, MESSAGES, Text, course_language
+from grader.report.plots import wants_log_scale
 
 from conftest import ROOT
 

@@ -2,10 +2,10 @@
 
 import csv
 
-from grader.checks import CheckResult
+from grader.check.checks import CheckResult
 from grader.config import ManualQuestion
 from grader.grade import GradeReport
-from grader.manual import MANUAL_FILE, REVIEW_FILE, answer_hint, merge_manual, write_manual_files
+from grader.report.manual import MANUAL_FILE, REVIEW_FILE, answer_hint, merge_manual, write_manual_files
 
 WHY = ManualQuestion(name="why", cell="why", points=2, prompt="Why does it diverge?",
                      hint_words=("발산", "diverge", "learning rate"))

@@ -5,7 +5,7 @@ import pytest
 
 from grader.config import Variant
 from grader.errors import ConfigError, InvalidSubmission
-from grader.notebook import apply_variant, prepare_notebook, read_notebook_bytes
+from grader.run.notebook import apply_variant, prepare_notebook, read_notebook_bytes
 
 from notebooks import make_submission, student_notebook
 

@@ -10,10 +10,10 @@ import shutil
 
 import numpy as np
 
-from grader.captured import Captured
+from grader.check.captured import Captured
 from grader.config import load_assignment
 from grader.grade import AssignmentGrader
-from grader.runs import GradeOptions
+from grader.run.runs import GradeOptions
 
 from conftest import ROOT
 from test_cli import grader
@@ -70,7 +70,7 @@ def test_an_assignment_opts_in_to_a_heat_map_from_its_checks_py(tmp_path, cache_
     shutil.copytree(ROOT / "reference", course / "reference")
     checks = course / "assignments" / "regression_ab" / "checks.py"
     checks.write_text(checks.read_text() + (
-        "\n\nfrom grader.heatmap import heatmap\n\n\n"
+        "\n\nfrom grader.check.heatmap import heatmap\n\n\n"
         '@heatmap(title="first predictions", rows=["x0", "x1"], columns=["a", "b"])\n'
         "def first_predictions(student):\n"
         '    return student["yhat"][:4].reshape(2, 2)\n'))

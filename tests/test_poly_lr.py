@@ -7,8 +7,8 @@ on the hidden run (seed 8128) divergence 2, loss_curve 2, parameters 1, predicti
 import numpy as np
 import pytest
 
-from grader.captured import Captured
-from grader.checks import load_checks, run_check
+from grader.check.captured import Captured
+from grader.check.checks import load_checks, run_check
 from grader.config import load_assignment
 from conftest import ROOT, grade_files, points
 
@@ -69,9 +69,9 @@ def test_sample_score_and_status(reports, name):
 def test_reference_diverges_under_every_variant(graded):
     """The hidden seed is only usable while the reference diverges under it too."""
     grader, _ = graded
-    epochs = {name: (c.trace.first_nonfinite_epoch, c.trace.first_nan_epoch) for name, c in grader.reference.items()}
+    epochs = {name: (c.trace.first_nonfinite_epoch, c.trace.first_nan_epoch) for name, c in grader.check.reference.items()}
     assert epochs == {"public": (35, 73), "hidden": (42, 88)}
-    for captured in grader.reference.values():
+    for captured in grader.check.reference.values():
         assert captured["net"].state_dict["weight"].isnan().all() and captured["yhat"].isnan().all()
 
 

@@ -2,9 +2,9 @@
 
 import io
 
-from grader.checks import CheckResult
+from grader.check.checks import CheckResult
 from grader.grade import GradeReport
-from grader.progress import AssignmentSummary, Progress, summary_table
+from grader.report.progress import AssignmentSummary, Progress, summary_table
 
 
 class Terminal(io.StringIO):

@@ -14,9 +14,9 @@ import pytest
 
 from grader.config import load_assignment
 from grader.errors import ConfigError
-from grader.execute import RunOptions, run_notebook
-from grader.release import build_release, find_leaks, hidden_material
-from grader.selfcheck import load_selfchecks, strip_selfcheck_lines
+from grader.run.execute import RunOptions, run_notebook
+from grader.author.release import build_release, find_leaks, hidden_material
+from grader.author.selfcheck import load_selfchecks, strip_selfcheck_lines
 
 from conftest import ROOT, points
 from notebooks import student_notebook

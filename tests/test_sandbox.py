@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.captured import Captured, load_captured
+from grader.check.captured import Captured, load_captured
 from grader.errors import CaptureError
-from grader.sandbox import bwrap_arguments
+from grader.run.sandbox import bwrap_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 2**20

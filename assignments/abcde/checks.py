@@ -11,10 +11,7 @@ Thresholds and tolerances come from measurements (torch 2.13 CPU, 5000 epochs of
 
 import torch
 
-from grader.captured import ModuleInfo
-from grader.checks import check
-from grader.compare import Mismatch, assert_close, assert_trained
-from grader.heatmap import heatmap
+from grader.check import assert_close, assert_trained, check, heatmap, Mismatch, ModuleInfo
 
 CHARACTERS = "abcde"
 INPUTS = torch.arange(len(CHARACTERS))

@@ -14,9 +14,7 @@ and 8128) for the tolerances:
 """
 
 
-from grader.captured import ModuleInfo
-from grader.checks import check
-from grader.compare import Mismatch, assert_close, assert_state_dict_close, assert_trained
+from grader.check import assert_close, assert_state_dict_close, assert_trained, check, Mismatch, ModuleInfo
 from grader.errors import ReferenceRunError, SubmissionError
 
 LR = 0.1

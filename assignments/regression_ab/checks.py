@@ -5,8 +5,7 @@ answer (29 or 31 epochs) moves the parameters by at least 3.8e-3.
 
 import torch
 
-from grader.checks import check
-from grader.compare import as_tensor, assert_close
+from grader.check import as_tensor, assert_close, check
 
 PARAMETERS = ("alpha0", "alpha1", "beta0", "beta1")
 PARAMETER_ATOL = 1e-4

@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from grader.config import Assignment
-from grader.document import Block, Bullets, Heading, Image, Link, Meter, Paragraph, Table
+from grader.report.document import Block, Bullets, Heading, Image, Link, Meter, Paragraph, Table
 from grader.grade import GradeReport
-from grader.i18n import Text
-from grader.plots import histogram_png
+from grader.report.i18n import Text
+from grader.report.plots import histogram_png
 
 # A number not inside a name (alpha0 stays alpha0), or nan/inf.
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\bnan\b|\binf\b", re.IGNORECASE)

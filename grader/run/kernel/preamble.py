@@ -1,4 +1,4 @@
-# Runs in the student's kernel before the first student cell (see grader/kernel/__init__.py).
+# Runs in the student's kernel before the first student cell (see grader/run/kernel/__init__.py).
 
 
 def install(config_json):

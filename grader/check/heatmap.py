@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from grader.checks import marked
+from grader.check.checks import marked
 from grader.errors import ConfigError, SubmissionError
 
 HEATMAP_ATTRIBUTE = "__grader_heatmap__"

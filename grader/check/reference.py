@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from grader import __version__
-from grader.captured import Captured, ModuleInfo, load_captured
-from grader.compare import Mismatch, assert_close
+from grader.check.captured import Captured, ModuleInfo, load_captured
+from grader.check.compare import Mismatch, assert_close
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import ConfigError, MissingValue, ReferenceRunError
 from grader.fsutil import hash_files, replace_dir_atomic, write_atomic
-from grader.notebook import read_notebook
-from grader.runs import Runner
+from grader.run.notebook import read_notebook
+from grader.run.runs import Runner
 
 GOLDEN_TOLERANCE = {"rtol": 1e-5, "atol": 1e-7}
 

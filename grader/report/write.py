@@ -13,13 +13,13 @@ import json
 from pathlib import Path
 
 from grader.config import Assignment
-from grader.document import Block, Image, to_html, to_markdown
-from grader.exports import gradescope_results, lms_csv
-from grader.feedback import feedback_page, points
+from grader.report.document import Block, Image, to_html, to_markdown
+from grader.report.exports import gradescope_results, lms_csv
+from grader.report.feedback import feedback_page, points
 from grader.fsutil import write_atomic, write_bytes_atomic
 from grader.grade import GradeReport
-from grader.i18n import Text
-from grader.summary import RunSettings, summary_page
+from grader.report.i18n import Text
+from grader.report.summary import RunSettings, summary_page
 
 
 def gradebook_csv(reports: list[GradeReport]) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import ConfigError
-from grader.i18n import both
+from grader.report.i18n import both
 
 SELFCHECK_FILE = "selfchecks.toml"
 TESTS_DIR = "tests"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from grader.compare import Mismatch
+from grader.check.compare import Mismatch
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import CaptureError, ConfigError, MissingValue
 

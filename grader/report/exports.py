@@ -7,7 +7,7 @@ import io
 
 from grader.config import PUBLIC_VARIANT
 from grader.grade import GradeReport
-from grader.i18n import Text
+from grader.report.i18n import Text
 
 LMS_COLUMNS = ["student_id", "score"]
 # Gradescope shows a hidden variant's result once grades are published; its output never

@@ -24,9 +24,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 from grader.config import Assignment
 from grader.errors import ConfigError
 from grader.fsutil import replace_dir_atomic, write_atomic
-from grader.i18n import both
-from grader.notebook import ANSWER, read_notebook, tags
-from grader.selfcheck import SETUP_SOURCE, TESTS_DIR, check_source, load_selfchecks, otter_test
+from grader.report.i18n import both
+from grader.run.notebook import ANSWER, read_notebook, tags
+from grader.author.selfcheck import SETUP_SOURCE, TESTS_DIR, check_source, load_selfchecks, otter_test
 
 SELFCHECK_TAG = "selfcheck"
 NUMBER_TOKEN = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")

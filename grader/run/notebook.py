@@ -16,7 +16,7 @@ from nbformat import NotebookNode
 
 from grader.config import Variant
 from grader.errors import ConfigError, InvalidSubmission
-from grader.selfcheck import strip_selfcheck_lines
+from grader.author.selfcheck import strip_selfcheck_lines
 
 LOCKED = "locked"
 ANSWER = "answer"
@@ -103,7 +103,7 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
     Cells are matched by their nbformat id, and a locked cell whose id was lost is
     recognised by its unchanged text. A deleted locked cell is put back after the
     nearest cell before it in the template that the submission still has. The otter
-    lines of the release's self-checks are removed first (see `grader.selfcheck`).
+    lines of the release's self-checks are removed first (see `grader.author.selfcheck`).
     """
     locked = {c.id: c for c in template.cells if LOCKED in tags(c)}
     locked_by_text = {_normalise(c.source): cid for cid, c in locked.items()}

@@ -19,8 +19,8 @@ from matplotlib import font_manager, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from grader.captured import Trace
-from grader.i18n import Text
+from grader.check.captured import Trace
+from grader.report.i18n import Text
 
 LOG_RATIO = 1e3  # finite losses spanning more than this ratio are drawn on a log axis
 MAX_POINTS = 4000  # longer curves are thinned to about this many points (markers use every epoch)

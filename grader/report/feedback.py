@@ -11,12 +11,12 @@ import re
 
 import numpy as np
 
-from grader.captured import Trace
+from grader.check.captured import Trace
 from grader.config import PUBLIC_VARIANT, Assignment
-from grader.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
+from grader.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from grader.grade import GradeReport
-from grader.i18n import Text
-from grader.plots import heatmap_png, loss_curve_png, wants_log_scale
+from grader.report.i18n import Text
+from grader.report.plots import heatmap_png, loss_curve_png, wants_log_scale
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-|File )")

@@ -9,8 +9,8 @@ from pathlib import Path
 from nbformat import NotebookNode
 
 from grader.config import Assignment, Variant
-from grader.execute import ExecutionResult, RunOptions, run_notebook
-from grader.notebook import PreparedNotebook, apply_variant, prepare_notebook
+from grader.run.execute import ExecutionResult, RunOptions, run_notebook
+from grader.run.notebook import PreparedNotebook, apply_variant, prepare_notebook
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class GradeOptions:
     cache_dir: Path
     workers: int
     force: bool = False  # re-grade even when a cached result for the same content exists
-    sandbox: bool = True  # each kernel runs isolated (grader/sandbox.py); False only with --no-sandbox
+    sandbox: bool = True  # each kernel runs isolated (grader/run/sandbox.py); False only with --no-sandbox
 
 
 class Runner:

@@ -1,4 +1,4 @@
-# Runs in the student's kernel after the last student cell (see grader/kernel/__init__.py).
+# Runs in the student's kernel after the last student cell (see grader/run/kernel/__init__.py).
 # Writes the declared values as JSON plus an .npz of plain arrays: nothing pickled.
 
 MODULE_ATTRIBUTES = (

@@ -12,7 +12,7 @@ import io
 import sys
 from pathlib import Path
 
-from grader.checks import CheckResult
+from grader.check.checks import CheckResult
 from grader.config import PUBLIC_VARIANT, ManualQuestion
 from grader.fsutil import write_atomic
 

@@ -23,12 +23,12 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from grader.captured import Captured, load_captured
+from grader.check.captured import Captured, load_captured
 from grader.config import ExecutionSettings
 from grader.errors import CaptureError
-from grader.kernel import kernel_code
-from grader.notebook import first_line
-from grader.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
+from grader.run.kernel import kernel_code
+from grader.run.notebook import first_line
+from grader.run.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
 
 TRACEBACK_CHARS = 4000
 SUBMISSION_COPY = "submission.ipynb"

@@ -1,0 +1,14 @@
+"""What a value is worth: captured values, comparison helpers, checks, the reference.
+
+Assignment authors import their API from here:
+
+    from grader.check import check, assert_close, Mismatch, PartialCredit, ModuleInfo, heatmap
+"""
+
+from grader.check.captured import ModuleInfo
+from grader.check.checks import PartialCredit, check
+from grader.check.compare import Mismatch, as_tensor, assert_close, assert_equal, assert_state_dict_close, assert_trained
+from grader.check.heatmap import heatmap
+
+__all__ = ["ModuleInfo", "Mismatch", "PartialCredit", "as_tensor", "assert_close", "assert_equal",
+           "assert_state_dict_close", "assert_trained", "check", "heatmap"]
