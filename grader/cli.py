@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from grader import __version__
@@ -24,7 +25,8 @@ from grader.grade import AssignmentGrader, collect_submissions
 from grader.report.i18n import LANGUAGES, course_language
 from grader.report.manual import MANUAL_FILE, merge_manual, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
-from grader.reference import compare_golden, environment_label, record_golden
+from grader.check.reference import compare_golden, environment_label, record_golden
+from grader.author.proof import prove_fairness
 from grader.author.release import build_release
 from grader.report.write import write_reports
 from grader.run.runs import GradeOptions
@@ -230,17 +232,13 @@ async def check_reference_command(args) -> int:
         grader = AssignmentGrader(load_assignment(args.course, name), options)
         try:
             await grader.prepare()
-            reference = grader.assignment.reference_notebook
-            report = await grader.grade_file(reference, reference.parent)
+            cases, margins = await prove_fairness(grader)
         except GraderError as exc:
             print(f"{name}: FAIL: {exc}")
             failures += 1
             continue
-        problems = []
-        if report.status != "ok" or report.score != report.max_score:
-            lost = [f"{c.label}: {c.message}" for c in report.checks if c.status != "pass"]
-            problems.append(f"reference scored {report.score:g}/{report.max_score:g} ({report.status}) "
-                            + "; ".join(lost + ([report.reason] if report.reason else [])))
+        report = cases[0].report  # the reference solution's own grade
+        problems = [f"{case.kind} «{case.name}»: {problem}" for case in cases for problem in case.problems]
         if args.record_golden and not problems:
             record_golden(grader.assignment, grader.reference, options.device)
         differences = compare_golden(grader.assignment, grader.reference, options.device)
@@ -250,13 +248,19 @@ async def check_reference_command(args) -> int:
         else:
             problems += differences
             golden = f"golden values for {environment} match" if not differences else "golden values differ"
+        kinds = Counter(case.kind for case in cases)
+        fairness = (f"fairness: {kinds['equivalent']} equivalent forms full marks, {kinds['mistake']} known mistakes "
+                    f"lose their points and are named, the untouched notebook and {kinds['hard-coded']} hard-coded "
+                    "copies earn 0")
         if problems:
             failures += 1
             print(f"{name}: FAIL ({golden})")
             for problem in problems:
                 print(f"  - {problem}")
         else:
-            print(f"{name}: ok, full marks {report.score:g}/{report.max_score:g}; {golden}")
+            print(f"{name}: ok, full marks {report.score:g}/{report.max_score:g}; {golden}; {fairness}")
+        for line in margins:
+            print(f"  {line}")
     return EXIT_NOT_GRADABLE if failures else EXIT_OK
 
 

@@ -32,6 +32,8 @@ class ExecutionSettings:
     max_capture_bytes: int = _setting(64 * 2**20, "largest capture file read back from the kernel")
     max_output_chars: int = _setting(20_000, "characters of a cell's output kept for feedback")
     max_trace_losses: int = _setting(1_000_000, "loss values kept in the training trace")
+    max_snapshot_elements: int = _setting(10_000_000, "parameter values copied where training starts "
+                                          "(when each optimizer is built), over all optimizers")
     max_notebook_bytes: int = _setting(20 * 2**20, "largest submission file accepted")
     memory_limit_mb: int = _setting(4096, "memory one kernel may use, files it writes included (sandbox)")
     max_processes: int = _setting(256, "processes plus threads one kernel may run at once (sandbox)")
@@ -42,11 +44,15 @@ class ExecutionSettings:
 class Variant:
     """One run of a notebook: the public one as handed out, or a hidden one.
 
-    A hidden variant rewrites text inside the notebook's locked cells (typically the
-    seed), so the data and the initial weights differ from what the student saw.
+    A hidden variant changes the random stream: every seeding call with a public seed
+    (torch, numpy or random, in any cell, the student's own included) seeds the hidden
+    one instead, so the data and the initial weights differ from what the student saw
+    and a correct answer cannot undo it. It can also rewrite text inside locked cells
+    (a data file's name, say), never a constant the task states.
     """
 
     name: str = _setting(PUBLIC_VARIANT, "label of the run, used in check names")
+    seeds: dict[str, int] = _setting(dict, "public seed -> the seed this run uses instead, wherever it is set")
     replace: dict[str, str] = _setting(dict, "text in locked cells -> text to put instead")
 
     @property
@@ -132,6 +138,9 @@ def load_assignment(course_dir: Path, name: str) -> Assignment:
     where = str(toml_path)
     execution = _build(ExecutionSettings, data.pop("execution", {}), f"{where} [execution]")
     hidden = tuple(_build(Variant, v, f"{where} [[variants]]") for v in data.pop("variants", []))
+    for variant in hidden:
+        if not all(key.isdigit() and isinstance(value, int) for key, value in variant.seeds.items()):
+            raise ConfigError(f"{where} [[variants]] {variant.name!r}: seeds map whole numbers to whole numbers")
     manual = tuple(_build(ManualQuestion, {**q, "hint_words": tuple(q.get("hint_words", ()))},
                           f"{where} [[manual]]") for q in data.pop("manual", []))
     if any(not q.name or not q.cell for q in manual):

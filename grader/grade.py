@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from grader.check.captured import Captured, ModuleInfo, NoCapture, Trace
-from grader.check.checks import Check, CheckResult, import_checks, load_checks, run_check
+from grader.check.checks import Check, CheckResult, import_checks, load_checks, run_check, settle, withhold
+from grader.check.diagnose import diagnose, unchanged_by_hidden_data, unchanged_message
+from grader.check.forms import load_forms
+from grader.check.replay import Replays
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import ConfigError, InvalidSubmission, SubmissionError
 from grader.fsutil import write_atomic
 from grader.check.heatmap import find_heatmap, student_heatmap
 from grader.run.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
-from grader.check.reference import cache_folder, reference_captures
+from grader.check.reference import (RunOutcome, cache_folder, mistake_outcomes, reference_captures,
+                                    reference_notebook)
 from grader.run.runs import GradeOptions, Runner
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
@@ -37,10 +41,11 @@ class GradeReport:
     answers: dict[str, str | None] = field(default_factory=dict)  # free-text answers by question
     notes: list[str] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
+    diagnoses: list[dict] = field(default_factory=list)  # known mistakes matched: name, cause, cause_en
     training: dict = field(default_factory=dict)
     modules: dict = field(default_factory=dict)
     heatmap: dict = field(default_factory=dict)  # the assignment's opt-in matrix from the public run
-    seconds: float = 0.0  # kernel time over all variants, waiting for a worker not counted
+    seconds: float = 0.0  # the public run's kernel time, waiting for a worker not counted
     cached: bool = False  # reused from an earlier run of identical content
 
     @property
@@ -120,7 +125,11 @@ class AssignmentGrader:
         except InvalidSubmission as exc:
             raise ConfigError(f"{assignment.template_path}: {exc}") from None
         self.runner = Runner(assignment, template, options)
-        self.reference = None
+        self.forms = load_forms(assignment)
+        self.reference: dict[str, Captured] = {}
+        self.mistakes: dict[str, dict[str, RunOutcome]] = {}
+        self.replays = Replays(self.runner, reference_notebook(assignment),
+                               cache_folder(assignment, self.runner) / "replay")
         answer_cells = {c.get("id"): c for c in template.cells if ANSWER in tags(c)}
         for question in assignment.manual:
             if question.cell not in answer_cells:
@@ -133,7 +142,9 @@ class AssignmentGrader:
                               / f"{cache_folder(assignment, self.runner).name}-{isolation}")
 
     async def prepare(self) -> None:
+        """Run (or read from the cache) the reference and the known mistakes, every variant."""
         self.reference = await reference_captures(self.assignment, self.runner)
+        self.mistakes = await mistake_outcomes(self.assignment, self.runner, self.forms.mistakes)
 
     @property
     def reference_losses(self) -> list[float]:
@@ -183,37 +194,46 @@ class AssignmentGrader:
         return report
 
     async def grade_bytes(self, report: GradeReport, data: bytes) -> GradeReport:
-        """Run every variant of a valid notebook and apply the checks to each."""
+        """Run every variant of a valid notebook, check each against what it should have
+        given, and pay points only for values the notebook computed (see README's policy)."""
         submission = read_notebook_bytes(data, self.assignment.execution.max_notebook_bytes)
         runs = await self.runner.run_all(submission)
-        statuses = []
+        results = {name: result for name, (_, result) in runs.items()}
+        prepared, public = runs[PUBLIC_VARIANT]
+        # Only the public run is reported (notes, time): a hidden run could signal through them.
+        report.notes += prepared.notes + [n for n in public.notes if n not in prepared.notes]
+        report.problems = [asdict(p) | {"text": p.describe()} for p in public.problems]
+        if public.captured:
+            report.training = training_summary(public.captured.trace)
+            report.modules = module_summaries(public.captured, self.assignment.capture)
+            report.heatmap = student_heatmap(self.heatmap, public.captured) if self.heatmap else {}
         for variant in self.assignment.variants:
-            prepared, result = runs[variant.name]
-            statuses.append(result.status)
-            if variant.name == PUBLIC_VARIANT:
-                report.notes += prepared.notes
-                report.problems = [asdict(p) | {"text": p.describe()} for p in result.problems]
-                if result.captured:
-                    report.training = training_summary(result.captured.trace)
-                    report.modules = module_summaries(result.captured, self.assignment.capture)
-                    report.heatmap = student_heatmap(self.heatmap, result.captured) if self.heatmap else {}
-            report.notes += [n for n in result.notes if n not in report.notes]
+            result = results[variant.name]
             student = result.captured or NoCapture(result.capture_error or "no values were read back")
-            values = {"student": student, "reference": self.reference[variant.name], "run": result}
+            expected = await self.replays.expected(variant, result.captured, self.reference[variant.name])
+            values = {"student": student, "reference": expected, "run": result}
             report.checks += [run_check(c, variant.name, values) for c in self.checks if c.runs_on(variant.name)]
+        settle(self.checks, report.checks)
+        unchanged = unchanged_by_hidden_data({n: r.captured for n, r in results.items()}, self.reference,
+                                             self.assignment.capture)
+        if unchanged:
+            withhold(report.checks, unchanged_message(unchanged))
+        report.diagnoses = [{"name": m.name, "cause": m.cause, "cause_en": m.cause_en}
+                            for m in diagnose(self.forms.mistakes, self.mistakes, results, self.assignment.capture)]
 
-        report.status = max(statuses, key=STATUS_ORDER.index)
-        public = runs[PUBLIC_VARIANT][1]
+        report.status = max((r.status for r in results.values()), key=STATUS_ORDER.index)
         reasons = [p.describe() for p in public.problems] + ([public.capture_error] if public.capture_error else [])
         if report.status != "ok" and not reasons:
             reasons = ["the notebook failed only when re-run with hidden data"]
+        if unchanged:
+            reasons.append(unchanged_message(unchanged))
         crashed = [c.label for c in report.checks if c.status == "grader-error"]
         if crashed:
             report.status = "grader-error"
             reasons.insert(0, f"check(s) {', '.join(crashed)} crashed; a TA must review this submission")
         report.reason = "; ".join(reasons)
-        report.seconds = round(sum(result.seconds for _, result in runs.values()), 2)
-        report.answers = self._answers(runs[PUBLIC_VARIANT][0])
+        report.seconds = round(public.seconds, 2)
+        report.answers = self._answers(prepared)
         return report
 
     def _answers(self, prepared: PreparedNotebook) -> dict[str, str | None]:

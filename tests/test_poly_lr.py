@@ -11,39 +11,39 @@ from grader.check.captured import Captured
 from grader.check.checks import load_checks, run_check
 from grader.config import load_assignment
 from conftest import ROOT, grade_files, points
+from notebooks import make_submission
 
 ASSIGNMENT = "poly_lr"
 SAMPLES = ROOT / "submissions" / ASSIGNMENT
 REFERENCE = ROOT / "reference" / f"{ASSIGNMENT}.ipynb"
 
-# Sample name → (score, status).
+# Sample name → (score, status, diagnosed mistakes). Equivalent forms and known mistakes
+# are declared in assignments/poly_lr/forms.toml and proven by `grader check-reference`.
 EXPECTED = {
     # Equivalent forms: the same losses while finite, inf at the same epoch.
-    "correct_swapped_loss_args": (13, "ok"),
+    "correct_swapped_loss_args": (13, "ok", []),
     # Under the hidden seed this form turns nan at epoch 87, the reference at 88: inside
     # the ±2 epochs allowed, since inf reaches the gradient through another product.
-    "correct_mean_of_squares": (13, "ok"),
+    "correct_mean_of_squares": (13, "ok", []),
+    # The lecture's data cell copied with its seed: the hidden run maps that seed too.
+    "correct_reseeded": (13, "ok", []),
     # The notebook as handed out (lr=0.01) converges: it fails every check.
-    "wrong_lr_0.01": (0, "ok"),
+    "wrong_lr_0.01": (0, "ok", ["lr_0.01_unchanged"]),
     # Only the loss curve on both runs (4): its first 34 (hidden: 41) losses are the
-    # reference's, but 50 steps end before the loss turns nan and the weights are still
-    # finite where the reference's are nan.
-    "wrong_50_epochs": (4, "ok"),
+    # reference's, but 50 steps end before the loss turns nan; nan weights count only
+    # with the divergence that made them.
+    "wrong_50_epochs": (4, "ok", ["50_epochs"]),
     # float64 overflows later (inf at 290, hidden 354, instead of 35 and 42), so it loses
-    # divergence on both runs (−4); its finite losses match within 1.7e-6 and everything
-    # is nan at the end, like the reference.
-    "partial_float64": (9, "ok"),
-    # The lecture's data cell copied with its seed: all public points (7) and the hidden
-    # all-nan weights and predictions (2), but the hidden run's loss curve is the public
-    # one: it diverges at the wrong epochs with the wrong losses (−4).
-    "hardcoded_seed": (9, "ok"),
+    # divergence on both runs and the weights and predictions that need it; its finite
+    # losses match within 1.7e-6 (loss curve 4) and it trained as asked (1).
+    "partial_float64": (5, "ok", []),
 }
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(cache_dir):
     files = [REFERENCE, *(SAMPLES / f"{name}.ipynb" for name in EXPECTED)]
-    return grade_files(ASSIGNMENT, files, tmp_path_factory.mktemp("cache"))
+    return grade_files(ASSIGNMENT, files, cache_dir)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def test_reference_gets_full_marks(reports):
 @pytest.mark.parametrize("name", EXPECTED)
 def test_sample_score_and_status(reports, name):
     report = reports[name]
-    assert (report.score, report.status) == EXPECTED[name], [(c.label, c.points, c.message) for c in report.checks]
+    got = (report.score, report.status, [d["name"] for d in report.diagnoses])
+    assert got == EXPECTED[name], [(c.label, c.points, c.message) for c in report.checks]
 
 
 def test_reference_diverges_under_every_variant(graded):
@@ -75,9 +76,22 @@ def test_reference_diverges_under_every_variant(graded):
         assert captured["net"].state_dict["weight"].isnan().all() and captured["yhat"].isnan().all()
 
 
-def test_hardcoded_seed_loses_the_hidden_loss_curve(reports):
-    earned = points(reports["hardcoded_seed"])
-    assert {label for label, p in earned.items() if p == 0} == {"divergence[hidden]", "loss_curve[hidden]"}
+NAN_FILL = ("optimizer = torch.optim.SGD(net.parameters(), lr=0.1)\nfor epoc in range(1000):\n"
+            "    optimizer.step()\nwith torch.no_grad():\n    net.weight.fill_(float('nan'))\n"
+            "    net.bias.fill_(float('nan'))\nyhat = net(X)")
+RECORDED_LR_REWRITTEN = ("optimizer = torch.optim.SGD(net.parameters(), lr=0.01)\nfor epoc in range(1000):\n"
+                         "    yhat = net(X)\n    loss = loss_fn(y, yhat)\n    loss.backward()\n"
+                         "    optimizer.step()\n    net.zero_grad()\nimport sys\n"
+                         "for record in sys.modules['__grader_state__'].optimizers:\n"
+                         "    record[1]['hyperparameters']['lr'] = 0.1\n    record[1]['first_step'] = {'lr': 0.1}")
+
+
+def test_nan_weights_without_the_divergence_and_a_rewritten_lr_earn_nothing(grade):
+    reports = grade(ASSIGNMENT, {name: make_submission(ASSIGNMENT, {"training": source})
+                                 for name, source in {"nan_fill": NAN_FILL, "lr_rewritten": RECORDED_LR_REWRITTEN}.items()})
+    for name, report in reports.items():
+        assert report.score == 0, (name, points(report))
+    assert "not graded" in next(c.feedback for c in reports["nan_fill"].checks if c.label == "parameters")
 
 
 def test_float64_feedback_explains_the_later_overflow(reports):

@@ -1,5 +1,6 @@
 """Hidden checks for abcde. The data is fixed, so the checks rebuild what the network
-predicts for each of a–e from the captured weights instead of trusting notebook values.
+predicts for each of a–e from the captured weights instead of trusting notebook values,
+and read the layer sizes from the weights' shapes, not from attributes a notebook can set.
 
 Thresholds and tolerances come from measurements (torch 2.13 CPU, 5000 epochs of Adam):
 - clean success: over 20 seeds, 2 hidden nodes reach min p(true) .723–.891 with 4 sign
@@ -11,7 +12,7 @@ Thresholds and tolerances come from measurements (torch 2.13 CPU, 5000 epochs of
 
 import torch
 
-from grader.check import assert_close, assert_trained, check, heatmap, Mismatch, ModuleInfo
+from grader.check import assert_all_close, assert_close, assert_trained, check, heatmap, Mismatch, ModuleInfo, NotJudged
 
 CHARACTERS = "abcde"
 INPUTS = torch.arange(len(CHARACTERS))
@@ -50,35 +51,42 @@ def leaf_layers(net: ModuleInfo) -> list[dict]:
     return [layer for layer in net.layers if layer["children"] == 0]
 
 
+def sizes(net: ModuleInfo) -> dict[str, int | None]:
+    """The layer sizes as the weights' shapes give them: Embedding weight [num_embeddings,
+    embedding_dim], Linear weight [out_features, in_features]."""
+    e, _, w = (net.state_dict.get(f"{layer['name']}.weight", torch.empty(0)).shape for layer in leaf_layers(net))
+    return {"num_embeddings": e[0] if len(e) == 2 else None, "embedding_dim": e[1] if len(e) == 2 else None,
+            "out_features": w[0] if len(w) == 2 else None, "in_features": w[1] if len(w) == 2 else None}
+
+
 def architecture_problems(net: ModuleInfo) -> list[str]:
     """What keeps `net` from being Embedding(5, k) → Tanh → Linear(k, 5)."""
-    layers = leaf_layers(net)
-    types = [layer["type"] for layer in layers]
+    types = [layer["type"] for layer in leaf_layers(net)]
     if types != LAYER_TYPES:
         problems = [f"the layers are {' → '.join(types) or 'none'}, not {' → '.join(LAYER_TYPES)}"]
         if "Tanh" not in types:
             problems.append("without a Tanh the hidden values are not squashed into (−1, 1), "
                             "so they form no sign codes")
         return problems
-    embedding, linear = layers[0]["config"], layers[2]["config"]
+    size = sizes(net)
     problems = []
-    if embedding.get("num_embeddings") != len(CHARACTERS):
-        problems.append(f"num_embeddings is {embedding.get('num_embeddings')}, but there are "
+    if size["num_embeddings"] != len(CHARACTERS):
+        problems.append(f"num_embeddings is {size['num_embeddings']}, but there are "
                         f"{len(CHARACTERS)} characters to embed")
-    if linear.get("in_features") != embedding.get("embedding_dim"):
-        problems.append(f"the Linear layer takes in_features={linear.get('in_features')}, but the "
-                        f"Embedding gives embedding_dim={embedding.get('embedding_dim')} hidden values")
-    if linear.get("out_features") != len(CHARACTERS):
-        problems.append(f"out_features is {linear.get('out_features')}, but the network must score "
+    if size["in_features"] != size["embedding_dim"]:
+        problems.append(f"the Linear layer takes in_features={size['in_features']}, but the "
+                        f"Embedding gives embedding_dim={size['embedding_dim']} hidden values")
+    if size["out_features"] != len(CHARACTERS):
+        problems.append(f"out_features is {size['out_features']}, but the network must score "
                         f"all {len(CHARACTERS)} characters")
     return problems
 
 
 def fitting_network(student) -> ModuleInfo:
-    """`net`, if its layers fit the task; otherwise the check fails, pointing at why."""
+    """`net`, if its layers fit the task; otherwise the check is not judged, pointing at why."""
     net = network(student)
     if architecture_problems(net):
-        raise AssertionError("the network is not Embedding(5, k) → Tanh → Linear(k, 5) "
+        raise NotJudged("the network is not Embedding(5, k) → Tanh → Linear(k, 5) "
                              "(see the layers check), so it cannot be evaluated")
     return net
 
@@ -119,10 +127,9 @@ def clean_success_problems(net: ModuleInfo) -> list[str]:
 
 def same_layers_as_reference(student, reference) -> ModuleInfo:
     net = fitting_network(student)
-    if [layer["config"] for layer in leaf_layers(net)] != [
-            layer["config"] for layer in leaf_layers(reference["net"])]:
-        raise AssertionError("your network's sizes differ from the reference solution's, so its results "
-                             "cannot be compared with it (see the fewest-hidden-nodes check)")
+    if sizes(net) != sizes(reference["net"]):
+        raise NotJudged("your network's sizes differ from the reference solution's, so its results "
+                        "cannot be compared with it (see the fewest-hidden-nodes check)")
     return net
 
 
@@ -144,7 +151,7 @@ def layers(student):
         raise AssertionError("; ".join(problems))
 
 
-@check(points=1)
+@check(points=1, requires=["parameters"])
 def training(student):
     """training ran Adam at its default lr 0.001 for 5000 epochs"""
     assert_trained(student.trace, optimizer="Adam", lr=ADAM_DEFAULT_LR, steps=EPOCHS,
@@ -164,7 +171,7 @@ def clean_success(student):
 def fewest_hidden_nodes(student):
     """the fewest hidden nodes that still succeed cleanly"""
     net = fitting_network(student)
-    k = leaf_layers(net)[0]["config"]["embedding_dim"]
+    k = sizes(net)["embedding_dim"]
     if k > HIDDEN_NODES:
         raise AssertionError(f"{k} hidden nodes are more than needed: k tanh nodes give up to 2^k sign "
                              f"patterns, and {len(CHARACTERS)} characters need only {HIDDEN_NODES} "
@@ -181,8 +188,8 @@ def fewest_hidden_nodes(student):
 def parameters(student, reference):
     """the trained weights match the reference solution's"""
     got = weights(same_layers_as_reference(student, reference))
-    for role, expected in weights(reference["net"]).items():
-        assert_close(got[role], expected, name=role, atol=PARAMETER_ATOL, rtol=0)
+    assert_all_close({role: (got[role], expected) for role, expected in weights(reference["net"]).items()},
+                     atol=PARAMETER_ATOL, rtol=0)
 
 
 @check(points=1, variants="all")

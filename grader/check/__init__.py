@@ -6,9 +6,10 @@ Assignment authors import their API from here:
 """
 
 from grader.check.captured import ModuleInfo
-from grader.check.checks import PartialCredit, check
-from grader.check.compare import Mismatch, as_tensor, assert_close, assert_equal, assert_state_dict_close, assert_trained
+from grader.check.checks import NotJudged, PartialCredit, check
+from grader.check.compare import (Mismatch, as_tensor, assert_all_close, assert_close, assert_equal,
+                                  assert_state_dict_close, assert_trained)
 from grader.check.heatmap import heatmap
 
-__all__ = ["ModuleInfo", "Mismatch", "PartialCredit", "as_tensor", "assert_close", "assert_equal",
-           "assert_state_dict_close", "assert_trained", "check", "heatmap"]
+__all__ = ["ModuleInfo", "Mismatch", "NotJudged", "PartialCredit", "as_tensor", "assert_all_close", "assert_close",
+           "assert_equal", "assert_state_dict_close", "assert_trained", "check", "heatmap"]

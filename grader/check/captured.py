@@ -49,6 +49,7 @@ class OptimizerRecord:
     hyperparameters: dict  # at construction
     first_step: dict | None  # at the first step() call
     last: dict | None  # when the values were captured
+    initial: list[torch.Tensor] | None = None  # its parameters when it was built (None: not copied)
 
     @property
     def lr(self) -> float | None:
@@ -73,6 +74,13 @@ class Trace:
     def stepped(self) -> list[OptimizerRecord]:
         return [o for o in self.optimizers if o.steps]
 
+    @property
+    def starting_parameters(self) -> list[torch.Tensor] | None:
+        """Where training started: the parameters of the one optimizer that stepped, as they
+        were when it was built; None when no single optimizer did or they were not copied."""
+        stepped = self.stepped()
+        return stepped[0].initial if len(stepped) == 1 else None
+
     def first_epoch_where(self, mask: np.ndarray) -> int | None:
         """1-based epoch of the first loss where `mask` holds, or None."""
         hits = np.flatnonzero(mask)
@@ -93,11 +101,25 @@ def _trace_from(raw: dict, arrays: dict[str, np.ndarray]) -> Trace:
         optimizers = [OptimizerRecord(str(o["class"]), int(o["steps"]), int(o["parameters"]),
                                       dict(o["hyperparameters"]),
                                       dict(o["first_step"]) if o.get("first_step") else None,
-                                      dict(o["last"]) if o.get("last") else None)
+                                      dict(o["last"]) if o.get("last") else None,
+                                      _starting_parameters(o.get("initial"), arrays))
                       for o in raw["optimizers"]]
         return Trace(losses, int(raw["backward_calls"]), optimizers)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, CaptureError) as exc:
         raise CaptureError(f"the training trace is malformed: {type(exc).__name__}") from None
+
+
+def _starting_parameters(entries, arrays: dict[str, np.ndarray]) -> list[torch.Tensor] | None:
+    if not entries:
+        return None
+    for entry in entries:
+        _check_tensor("an optimizer's starting parameters", entry, arrays)
+    return [_tensor(entry, arrays) for entry in entries]
+
+
+def _tensor(entry: dict, arrays: dict[str, np.ndarray]) -> torch.Tensor:
+    """A captured tensor entry (validated when the capture was loaded) as a tensor."""
+    return torch.from_numpy(arrays[entry["array"]].copy()).to(TORCH_DTYPES[entry["dtype"]])
 
 
 @dataclass
@@ -136,13 +158,7 @@ class Captured:
         raise CaptureError(f"unknown kind {kind!r} for {name!r}")
 
     def _tensor(self, entry: dict) -> torch.Tensor:
-        array = self.arrays.get(entry.get("array", ""))
-        if array is None:
-            raise CaptureError(f"array {entry.get('array')!r} is missing from the capture")
-        dtype = TORCH_DTYPES.get(entry.get("dtype", ""))
-        if dtype is None:
-            raise CaptureError(f"unsupported dtype {entry.get('dtype')!r}")
-        return torch.from_numpy(array.copy()).to(dtype)
+        return _tensor(entry, self.arrays)
 
     def save(self, folder: Path) -> None:
         """Write the capture so `load_captured` reads it back (used by the reference cache)."""
@@ -225,6 +241,32 @@ def load_captured(folder: Path, max_bytes: int) -> Captured:
     if trace:
         captured.trace  # noqa: B018  (validates the record now, so a bad one is a capture error)
     return captured
+
+
+def plain_values(captured: Captured, names: tuple[str, ...], skip_missing: bool = False) -> dict[str, object]:
+    """Tensors, numbers and text of a capture, modules split into weights and layer types,
+    plus the training trace (the loss curve and the optimizers' step counts); names the
+    notebook never defined are left out with `skip_missing`, else raise `MissingValue`."""
+    trace = captured.trace
+    plain: dict[str, object] = {
+        "trace:losses": torch.from_numpy(trace.losses),
+        "trace:optimizers": " ".join(f"{o.kind}(lr={o.lr}, steps={o.steps})" for o in trace.optimizers),
+    }
+    for name in names:
+        try:
+            value = captured[name]
+        except MissingValue:
+            if skip_missing:
+                continue
+            raise
+        if isinstance(value, ModuleInfo):
+            plain[f"{name}:layers"] = " ".join(value.layer_types())
+            plain.update({f"{name}.{k}": v for k, v in value.state_dict.items()})
+        elif isinstance(value, dict):
+            plain.update({f"{name}[{k}]": v for k, v in value.items()})
+        else:
+            plain[name] = value
+    return plain
 
 
 @dataclass

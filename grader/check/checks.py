@@ -2,11 +2,18 @@
 
 A check names what it needs as parameters (`student`, `reference`, `run`) and passes by
 returning, fails by raising `AssertionError` (the comparison helpers raise `Mismatch`),
-or earns part of its points by raising `PartialCredit`.
+earns part of its points by raising `PartialCredit`, or says it cannot be judged because
+of a cause reported elsewhere by raising `NotJudged`.
 
     @check(points=3, variants="all")
     def parameters(student, reference):
         assert_close(student["alpha0"], reference["alpha0"], name="alpha0", atol=1e-4)
+
+Points are paid only for values the notebook computed (see `settle`): a check that runs
+on every variant pays its public points only when it holds under every hidden variant
+too (`confirm_hidden`), and a check can require others (`requires`): a fact the kernel
+reports about itself, such as the training trace, counts only where the values it
+produced were confirmed.
 """
 
 from __future__ import annotations
@@ -17,12 +24,17 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from grader.check.compare import Mismatch
+from grader.check.compare import Mismatch, recording_closeness
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import CaptureError, ConfigError, MissingValue
 
 CHECK_ATTRIBUTE = "__grader_check__"
 ARGUMENTS = ("student", "reference", "run")
+
+
+class NotJudged(Exception):
+    """The check cannot be judged because of a cause shown elsewhere (a value missing, a
+    model whose sizes differ from the reference's); shown once, not as a failure of its own."""
 
 
 class PartialCredit(Exception):
@@ -43,13 +55,21 @@ class Check:
     func: Callable
     variants: tuple[str, ...] | str
     description: str
+    confirm_hidden: bool = False  # public points only when every hidden run passes too
+    requires: tuple[str, ...] = ()  # checks that must pass on every run for this one to pay
 
     def runs_on(self, variant: str) -> bool:
         return self.variants == "all" or variant in self.variants
 
 
-def check(points: float, *, variants: str | tuple[str, ...] = (PUBLIC_VARIANT,), name: str | None = None):
-    """Declare a check worth `points` on each variant in `variants` ("all" for every run)."""
+def check(points: float, *, variants: str | tuple[str, ...] = (PUBLIC_VARIANT,), name: str | None = None,
+          confirm_hidden: bool | None = None, requires: tuple[str, ...] | list[str] = ()):
+    """Declare a check worth `points` on each variant in `variants` ("all" for every run).
+
+    `confirm_hidden` (default: on for checks that run on every variant, the value
+    comparisons) pays the public points only when the check also holds under every hidden
+    variant; `requires` names checks that must hold on every run they run on.
+    """
 
     def mark(func: Callable) -> Callable:
         unknown = set(inspect.signature(func).parameters) - set(ARGUMENTS)
@@ -58,8 +78,9 @@ def check(points: float, *, variants: str | tuple[str, ...] = (PUBLIC_VARIANT,),
                               f"checks may take {', '.join(ARGUMENTS)}")
         doc = inspect.getdoc(func) or func.__name__.replace("_", " ")
         variant_set = variants if variants == "all" else tuple(variants)
+        confirm = variants == "all" if confirm_hidden is None else confirm_hidden
         setattr(func, CHECK_ATTRIBUTE, Check(name or func.__name__, float(points), func, variant_set,
-                                             doc.splitlines()[0]))
+                                             doc.splitlines()[0], confirm, tuple(requires)))
         return func
 
     return mark
@@ -90,9 +111,13 @@ def load_checks(assignment: Assignment, module: ModuleType | None = None) -> lis
     if not found:
         raise ConfigError(f"{assignment.checks_path} declares no checks (use @check(points=...))")
     variant_names = {v.name for v in assignment.variants}
+    names = [c.name for c in found]
     for c in found:
         if c.variants != "all" and not set(c.variants) <= variant_names:
             raise ConfigError(f"check {c.name} names unknown variant(s) {sorted(set(c.variants) - variant_names)}")
+        unknown = [r for r in c.requires if r not in names or r == c.name]
+        if unknown:
+            raise ConfigError(f"check {c.name} requires unknown check(s) {', '.join(unknown)}")
     return found
 
 
@@ -105,9 +130,10 @@ class CheckResult:
     description: str
     points: float
     max_points: float
-    status: str  # "pass", "partial", "fail" or "grader-error"
+    status: str  # "pass", "partial", "fail", "not-judged" or "grader-error"
     message: str = ""  # full detail, for TAs
     feedback: str = ""  # what the student may see
+    closeness: list[float] | None = None  # worst |got − expected| and its tolerance, if values were compared
 
     @property
     def label(self) -> str:
@@ -126,7 +152,14 @@ def run_check(c: Check, variant: str, values: dict) -> CheckResult:
     hidden = variant != PUBLIC_VARIANT
     kwargs = {name: values[name] for name in inspect.signature(c.func).parameters}
     try:
-        c.func(**kwargs)
+        with recording_closeness() as closeness:
+            try:
+                c.func(**kwargs)
+            finally:
+                result.closeness = closeness.worst()
+    except NotJudged as why:
+        result.status = "not-judged"
+        result.message = result.feedback = str(why)
     except PartialCredit as partial:
         result.points, result.status = round(c.points * partial.fraction, 6), "partial"
         result.message = partial.message
@@ -135,6 +168,7 @@ def run_check(c: Check, variant: str, values: dict) -> CheckResult:
         result.message = mismatch.message
         result.feedback = mismatch.summary if hidden else mismatch.message
     except (MissingValue, CaptureError) as exc:
+        result.status = "not-judged"
         result.message = str(exc)
         result.feedback = HIDDEN_UNREADABLE if hidden else result.message
     except AssertionError as exc:
@@ -147,3 +181,39 @@ def run_check(c: Check, variant: str, values: dict) -> CheckResult:
     else:
         result.points, result.status = c.points, "pass"
     return result
+
+
+CONFIRM_FAILED = ("this matched only in the public run: when your notebook was re-run with other data (a hidden "
+                  "variant) it did not, so the values were not computed from the data (typed in, or tied to "
+                  "this data?)")
+
+
+def settle(checks: list[Check], results: list[CheckResult]) -> None:
+    """Pay points only for confirmed values: a public result of a `confirm_hidden` check
+    keeps its points only when the check passes on every hidden run, and a check whose
+    `requires` do not all pass on every run is not judged. Changes `results` in place."""
+    by_name = {c.name: c for c in checks}
+    for result in results:
+        c = by_name[result.name]
+        if (result.status == "pass" and c.confirm_hidden and result.variant == PUBLIC_VARIANT
+                and any(r.name == c.name and r.variant != PUBLIC_VARIANT and r.status != "pass" for r in results)):
+            result.points, result.status = 0.0, "fail"
+            result.message = result.feedback = CONFIRM_FAILED
+    changed = True
+    while changed:  # a requirement may itself lose its points to one of its own
+        changed = False
+        failed = {r.name for r in results if r.status != "pass"}
+        for result in results:
+            missing = [by_name[r] for r in by_name[result.name].requires if r in failed]
+            if missing and result.status != "not-judged":
+                why = "; ".join(f"«{m.description}»" for m in missing)
+                result.points, result.status, changed = 0.0, "not-judged", True
+                result.message = result.feedback = f"not graded: it counts only when {why} holds"
+
+
+def withhold(results: list[CheckResult], why: str) -> None:
+    """Take back every point, for one reason that concerns the whole submission."""
+    for result in results:
+        if result.points > 0 or result.status == "pass":
+            result.points, result.status = 0.0, "not-judged"
+            result.message = result.feedback = f"not graded: {why}"

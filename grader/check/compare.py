@@ -8,7 +8,10 @@ hidden variant).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -22,6 +25,47 @@ class Mismatch(AssertionError):
         super().__init__(message)
         self.message = message
         self.summary = summary
+
+
+class Closeness:
+    """The comparisons one check made: how near each came to its tolerance."""
+
+    def __init__(self):
+        self.pairs: list[tuple[float, float]] = []  # (worst |got − expected|, tolerance there)
+
+    def worst(self) -> list[float] | None:
+        """The pair with the largest error relative to its tolerance, or None if none was made."""
+        if not self.pairs:
+            return None
+        return list(max(self.pairs, key=tolerance_ratio))
+
+
+def tolerance_ratio(pair: tuple[float, float] | list[float]) -> float:
+    """|got − expected| as a multiple of the tolerance allowed there (≤ 1 passes)."""
+    error, allowed = pair
+    if allowed > 0:
+        return error / allowed
+    return 0.0 if error == 0 else math.inf
+
+
+_closeness: contextvars.ContextVar[Closeness | None] = contextvars.ContextVar("closeness", default=None)
+
+
+@contextlib.contextmanager
+def recording_closeness() -> Iterator[Closeness]:
+    """Record every `assert_close` made inside (the margins `check-reference` prints)."""
+    record = Closeness()
+    token = _closeness.set(record)
+    try:
+        yield record
+    finally:
+        _closeness.reset(token)
+
+
+def _record(abs_err: float, allowed: float) -> None:
+    record = _closeness.get()
+    if record is not None:
+        record.pairs.append((float(abs_err), float(allowed)))
 
 
 def _describe_type(value) -> str:
@@ -92,6 +136,7 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
         else:
             detail = f"got {_fmt(g[k])}, expected {_fmt(e[k])}"
         count = int(nan_wrong.sum())
+        _record(math.inf, atol)
         raise Mismatch(f"{name}: {count} of {n} elements differ in nan; first at {at}: {detail}",
                        f"{name}: nan appears in other places than expected")
 
@@ -101,11 +146,13 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
         abs_err = np.where(finite, np.abs(g - e), np.where((g == e) | (g_nan & e_nan), 0.0, np.inf))
         allowed = np.where(finite, atol + rtol * np.abs(e), 0.0)
     bad = abs_err > allowed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = abs_err / np.where(allowed > 0, allowed, 1e-300)
+    if n:
+        k = int(np.argmax(excess))
+        _record(abs_err[k], allowed[k])
     if not bad.any():
         return
-    with np.errstate(divide="ignore", invalid="ignore"):
-        excess = np.where(bad, abs_err / np.where(allowed > 0, allowed, 1e-300), -1.0)
-    k = int(np.argmax(excess))
     rel = abs_err[k] / abs(e[k]) if e[k] != 0 and finite[k] else math.inf
     at = f" at index {_index(k, shape)}" if shape else ""
     count = int(bad.sum())
@@ -114,6 +161,20 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
                f"(abs err {abs_err[k]:.3g}, rel err {rel:.3g})")
     summary = f"{name}: differs from the expected values beyond the tolerance"
     raise Mismatch(message, summary)
+
+
+def assert_all_close(pairs: dict[str, tuple], **tolerances) -> None:
+    """`assert_close` on every named (got, expected) pair, all of them compared even when
+    one fails (so the margins `check-reference` prints cover each); raises one `Mismatch`
+    naming every value that differs."""
+    failures = []
+    for name, (got, expected) in pairs.items():
+        try:
+            assert_close(got, expected, name=name, **tolerances)
+        except Mismatch as mismatch:
+            failures.append(mismatch)
+    if failures:
+        raise Mismatch("; ".join(m.message for m in failures), "; ".join(m.summary for m in failures))
 
 
 def as_tensor(value, *, name: str) -> torch.Tensor:

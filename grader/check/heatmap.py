@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from grader.check.checks import marked
+from grader.check.checks import NotJudged, marked
 from grader.errors import ConfigError, SubmissionError
 
 HEATMAP_ATTRIBUTE = "__grader_heatmap__"
@@ -68,7 +68,7 @@ def student_heatmap(hook: HeatmapHook, student) -> dict:
     try:
         value = hook.func(student)
         matrix = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, float)
-    except (SubmissionError, AssertionError, ValueError, TypeError, IndexError, RuntimeError):
+    except (SubmissionError, NotJudged, AssertionError, ValueError, TypeError, IndexError, RuntimeError):
         return {}
     if matrix.ndim != 2 or matrix.size > MAX_CELLS:
         return {}

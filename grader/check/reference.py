@@ -1,4 +1,5 @@
-"""Expected values: the reference solution run by the same engine, cached, and golden files.
+"""Expected values: the reference solution (and its declared mistakes) run by the same
+engine, cached, and golden files.
 
 The cache key covers the assignment's files, the reference notebook, the grader's
 version, the torch version and the device, so a change in any of them re-runs it.
@@ -6,23 +7,30 @@ version, the torch version and the device, so a change in any of them re-runs it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from nbformat import NotebookNode
 
 from grader import __version__
-from grader.check.captured import Captured, ModuleInfo, load_captured
+from grader.check.captured import Captured, load_captured, plain_values
 from grader.check.compare import Mismatch, assert_close
-from grader.config import PUBLIC_VARIANT, Assignment
-from grader.errors import ConfigError, MissingValue, ReferenceRunError
+from grader.check.forms import Mistake, form_notebook
+from grader.config import Assignment, Variant
+from grader.errors import ConfigError, InvalidSubmission, MissingValue, ReferenceRunError
 from grader.fsutil import hash_files, replace_dir_atomic, write_atomic
-from grader.run.notebook import read_notebook
+from grader.run.execute import ExecutionResult
+from grader.run.notebook import PreparedNotebook, read_notebook
 from grader.run.runs import Runner
 
 GOLDEN_TOLERANCE = {"rtol": 1e-5, "atol": 1e-7}
+OUTCOME_FILE = "outcome.json"
 
 
 def environment_label(device: str) -> str:
@@ -41,58 +49,96 @@ def cache_folder(assignment: Assignment, runner: Runner) -> Path:
     return runner.options.cache_dir / "reference" / assignment.name / key
 
 
+@dataclass
+class RunOutcome:
+    """One cached run of the reference solution or of an edit of it, on one variant."""
+
+    captured: Captured | None
+    problems: list[dict] = field(default_factory=list)  # {"ename", "evalue", "text"} per failed cell
+    notes: list[str] = field(default_factory=list)  # what preparing the notebook had to repair
+    status: str = "ok"
+
+    def failure(self) -> str:
+        """What went wrong, in words; empty when the run is clean."""
+        return "; ".join(p["text"] for p in self.problems)
+
+
+def _outcome_of(prepared: PreparedNotebook, result: ExecutionResult) -> RunOutcome:
+    problems = [{"ename": p.ename, "evalue": p.evalue, "text": p.describe()} for p in result.problems]
+    if result.capture_error:
+        problems.append({"ename": "", "evalue": "", "text": result.capture_error})
+    return RunOutcome(result.captured, problems, prepared.notes, result.status)
+
+
+async def cached_run(runner: Runner, notebook: NotebookNode, variant: Variant, folder: Path,
+                     initial_parameters: tuple[np.ndarray, ...] | None = None) -> RunOutcome:
+    """Run `notebook` on `variant` (from `initial_parameters`, for a replay), or read the
+    outcome cached in `folder`. Only outcomes that repeat are cached: a timeout or a kernel
+    that died may not happen again."""
+    limit = runner.assignment.execution.max_capture_bytes
+    record = folder / OUTCOME_FILE
+    if record.is_file():
+        data = json.loads(record.read_text(encoding="utf-8"))
+        captured = load_captured(folder, limit) if data["captured"] else None
+        return RunOutcome(captured, data["problems"], data["notes"], data["status"])
+    outcome = _outcome_of(*await runner.run(notebook, variant, initial_parameters))
+    if outcome.status in ("ok", "error"):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
+        try:
+            if outcome.captured is not None:
+                outcome.captured.save(build)
+            (build / OUTCOME_FILE).write_text(json.dumps({
+                "captured": outcome.captured is not None, "problems": outcome.problems,
+                "notes": outcome.notes, "status": outcome.status}), encoding="utf-8")
+            replace_dir_atomic(build, folder)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+    return outcome
+
+
+def reference_notebook(assignment: Assignment) -> NotebookNode:
+    try:
+        return read_notebook(assignment.reference_notebook, assignment.execution.max_notebook_bytes)
+    except InvalidSubmission as exc:
+        raise ConfigError(f"{assignment.reference_notebook}: {exc}") from None
+
+
 async def reference_captures(assignment: Assignment, runner: Runner) -> dict[str, Captured]:
     """The reference's captured values for every variant, from the cache or a fresh run."""
-    folder = cache_folder(assignment, runner)
-    names = [v.name for v in assignment.variants]
-    if all((folder / name / "manifest.json").is_file() for name in names):
-        return {name: load_captured(folder / name, assignment.execution.max_capture_bytes) for name in names}
-
-    reference = read_notebook(assignment.reference_notebook, assignment.execution.max_notebook_bytes)
-    runs = await runner.run_all(reference)
+    folder = cache_folder(assignment, runner) / "reference"
+    notebook = reference_notebook(assignment)
     captures = {}
-    for name, (prepared, result) in runs.items():
-        if prepared.notes and name == PUBLIC_VARIANT:
+    for variant in assignment.variants:
+        outcome = await cached_run(runner, notebook, variant, folder / variant.name)
+        if outcome.notes and not variant.hidden:
             raise ConfigError(f"{assignment.reference_notebook} does not match the student notebook: "
-                              + "; ".join(prepared.notes))
-        problems = [p.describe() for p in result.problems] + ([result.capture_error] if result.capture_error else [])
-        if problems or result.captured is None:
-            raise ReferenceRunError(f"the reference solution failed under variant {name!r}: " + "; ".join(problems))
-        missing = [n for n in assignment.capture if n not in result.captured]
+                              + "; ".join(outcome.notes))
+        if outcome.problems or outcome.captured is None:
+            raise ReferenceRunError(f"the reference solution failed under variant {variant.name!r}: "
+                                    + (outcome.failure() or "no values were read back"))
+        missing = [n for n in assignment.capture if n not in outcome.captured]
         if missing:
             raise ReferenceRunError(f"the reference solution does not define {', '.join(missing)} "
-                                    f"(variant {name!r}), which assignment.toml says to capture")
-        captures[name] = result.captured
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
-    try:
-        for name, captured in captures.items():
-            captured.save(build / name)
-        replace_dir_atomic(build, folder)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
+                                    f"(variant {variant.name!r}), which assignment.toml says to capture")
+        captures[variant.name] = outcome.captured
     return captures
 
 
-def _plain_values(captured: Captured, names: tuple[str, ...]) -> dict[str, object]:
-    """Tensors, numbers and text of a capture, modules split into weights and layer types,
-    plus the training trace (the loss curve and the optimizers' step counts)."""
-    trace = captured.trace
-    plain: dict[str, object] = {
-        "trace:losses": torch.from_numpy(trace.losses),
-        "trace:optimizers": " ".join(f"{o.kind}(lr={o.lr}, steps={o.steps})" for o in trace.optimizers),
-    }
-    for name in names:
-        value = captured[name]
-        if isinstance(value, ModuleInfo):
-            plain[f"{name}:layers"] = " ".join(value.layer_types())
-            plain.update({f"{name}.{k}": v for k, v in value.state_dict.items()})
-        elif isinstance(value, dict):
-            plain.update({f"{name}[{k}]": v for k, v in value.items()})
-        else:
-            plain[name] = value
-    return plain
+async def mistake_outcomes(assignment: Assignment, runner: Runner, mistakes: tuple[Mistake, ...]
+                           ) -> dict[str, dict[str, RunOutcome]]:
+    """Each known mistake run on every variant (cached with the reference): what a student
+    who made it gets, to recognise it in a submission."""
+    folder = cache_folder(assignment, runner) / "mistakes"
+    notebook = reference_notebook(assignment)
+
+    async def one(mistake: Mistake) -> dict[str, RunOutcome]:
+        edited = form_notebook(notebook, mistake)
+        return {v.name: await cached_run(runner, edited, v, folder / mistake.name / v.name)
+                for v in assignment.variants}
+
+    outcomes = await asyncio.gather(*(one(m) for m in mistakes))
+    return {m.name: outcome for m, outcome in zip(mistakes, outcomes)}
 
 
 def _to_json(value) -> object:
@@ -107,7 +153,7 @@ def record_golden(assignment: Assignment, captures: dict[str, Captured], device:
     golden = _read_golden(assignment)
     golden[environment_label(device)] = {
         "grader": __version__,
-        "variants": {name: {k: _to_json(v) for k, v in _plain_values(c, assignment.capture).items()}
+        "variants": {name: {k: _to_json(v) for k, v in plain_values(c, assignment.capture).items()}
                      for name, c in captures.items()},
     }
     write_atomic(assignment.golden_file, _golden_text(golden))
@@ -157,7 +203,7 @@ def compare_golden(assignment: Assignment, captures: dict[str, Captured], device
         if variant not in captures:
             differences.append(f"variant {variant!r} is recorded but no longer run")
             continue
-        got_values = _plain_values(captures[variant], assignment.capture)
+        got_values = plain_values(captures[variant], assignment.capture)
         for key in sorted(set(expected_values) | set(got_values)):
             where = f"[{variant}] {key}"
             if key not in got_values or key not in expected_values:

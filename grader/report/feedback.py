@@ -22,7 +22,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-|File )")
 STUDENT_FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-)")
 TRACEBACK_HEADER = re.compile(r"^-{20,}$|Traceback \(most recent call last\)")
-MARKS = {"pass": "✓", "partial": "◐", "pending": "…"}
+MARKS = {"pass": "✓", "partial": "◐", "pending": "…", "not-judged": "–"}
 
 
 def points(x: float) -> str:
@@ -128,6 +128,13 @@ def _heatmap(report: GradeReport, text: Text) -> list[Block]:
     return [Heading(heatmap["title"]), Image(png, heatmap["title"], "heatmap"), Paragraph(text("heatmap_caption"))]
 
 
+def cause_text(diagnosis: dict, lang: str) -> str:
+    """A diagnosed mistake's cause in the page's language (the other one if it has none)."""
+    if lang == "ko":
+        return diagnosis.get("cause") or diagnosis.get("cause_en", "")
+    return diagnosis.get("cause_en") or diagnosis.get("cause", "")
+
+
 def _check_label(c, text: Text) -> str:
     return c.description + (f" {text('hidden_data')}" if c.variant != PUBLIC_VARIANT else "")
 
@@ -156,10 +163,19 @@ def feedback_page(report: GradeReport, assignment: Assignment, reference_losses:
                          [[MARKS.get(c.status, "✗"), _check_label(c, text),
                            f"{points(c.points)} / {points(c.max_points)}"] for c in report.checks],
                          [c.status for c in report.checks])]
-    failed = [c for c in report.checks if c.status != "pass"]
-    if failed:
+    if report.diagnoses:
+        blocks += [Heading(text("diagnosis")), Paragraph(text("diagnosis_intro")),
+                   Bullets([cause_text(d, text.lang) for d in report.diagnoses])]
+    failed = [c for c in report.checks if c.status not in ("pass", "not-judged")]
+    not_judged: dict[str, list[str]] = {}
+    for c in report.checks:
+        if c.status == "not-judged":
+            not_judged.setdefault(c.feedback, []).append(_check_label(c, text))
+    if failed or not_judged:
         blocks += [Heading(text("what_to_look_at")),
-                   Bullets([f"**{_check_label(c, text)}**: {c.feedback}" for c in failed])]
+                   Bullets([f"**{_check_label(c, text)}**: {c.feedback}" for c in failed]
+                           + [f"{text('not_judged', reason=reason)}: " + ", ".join(f"**{label}**" for label in labels)
+                              for reason, labels in not_judged.items()])]
 
     training = _training_items(report, text)
     if training:

@@ -34,6 +34,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "points": {"en": "points", "ko": "점수"},
     "hidden_data": {"en": "(hidden data)", "ko": "(숨겨진 데이터)"},
     "what_to_look_at": {"en": "What to look at", "ko": "확인할 점"},
+    "diagnosis": {"en": "What went wrong", "ko": "진단"},
+    "diagnosis_intro": {"en": "Your results are exactly what this known mistake gives:",
+                        "ko": "제출한 결과는 다음의 잘 알려진 실수를 했을 때의 결과와 정확히 같습니다:"},
+    "not_judged": {"en": "Not graded, for one reason: {reason}", "ko": "다음 이유 하나로 채점하지 않은 항목: {reason}"},
     "hidden_explained": {
         "en": "Checks marked *hidden data* ran your notebook again with a different seed, so other data and "
               "other initial weights; their expected values are not shown.",
@@ -106,6 +110,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "passed": {"en": "passed", "ko": "통과"},
     "mean_points": {"en": "mean points", "ko": "평균 점수"},
     "failures": {"en": "Most common failure reasons", "ko": "가장 흔한 실패 원인"},
+    "causes": {"en": "Diagnosed causes", "ko": "진단된 원인"},
+    "cause": {"en": "cause", "ko": "원인"},
+    "undiagnosed": {"en": "Other failures (no known mistake matched), by check",
+                    "ko": "그 밖의 실패 (알려진 실수와 맞지 않음), 항목별"},
     "reason": {"en": "reason (numbers replaced by #)", "ko": "원인 (숫자는 #로 바꿈)"},
     "reason_plain": {"en": "reason", "ko": "원인"},
     "students": {"en": "students", "ko": "학생"},

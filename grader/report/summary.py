@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from grader.config import Assignment
 from grader.report.document import Block, Bullets, Heading, Image, Link, Meter, Paragraph, Table
 from grader.grade import GradeReport
+from grader.report.feedback import cause_text
 from grader.report.i18n import Text
 from grader.report.plots import histogram_png
 
@@ -41,14 +42,25 @@ def reason_pattern(message: str) -> str:
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS] + "…"
 
 
+def cause_groups(reports: list[GradeReport], lang: str) -> list[tuple[str, list[str]]]:
+    """(diagnosed cause, students), most students first."""
+    groups: dict[str, list[str]] = {}
+    for report in reports:
+        for diagnosis in report.diagnoses:
+            groups.setdefault(cause_text(diagnosis, lang), []).append(report.student)
+    return sorted(((cause, sorted(set(students))) for cause, students in groups.items()),
+                  key=lambda item: (-len(item[1]), item[0]))
+
+
 def failure_groups(reports: list[GradeReport]) -> list[tuple[str, str, list[str]]]:
-    """(what failed, reason pattern, students) for the most common reasons, most students first."""
+    """(what failed, reason pattern, students) for the most common reasons, most students first;
+    students whose mistake was diagnosed are counted under their cause instead."""
     groups: dict[tuple[str, str], list[str]] = {}
     for report in reports:
-        if report.status == "invalid":  # no check ran; the file is listed with the trouble
+        if report.status == "invalid" or report.diagnoses:  # listed with the trouble, or under a cause
             continue
         for c in report.checks:
-            if c.status != "pass":
+            if c.status not in ("pass", "not-judged"):
                 groups.setdefault((c.label, reason_pattern(c.message)), []).append(report.student)
         for problem in report.problems:
             groups.setdefault(("run", reason_pattern(problem["text"])), []).append(report.student)
@@ -84,8 +96,13 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
                      f"{statistics.fmean(c.points for c in results):.2f}/{results[0].max_points:g}"])
     blocks += [Heading(text("pass_rate")), Table([text("check"), "", text("passed"), text("mean_points")], rows)]
 
+    causes = cause_groups(reports, text.lang)
+    if causes:
+        blocks += [Heading(text("causes")),
+                   Table([text("cause"), text("count"), text("students")],
+                         [[cause, str(len(students)), ", ".join(students)] for cause, students in causes])]
     groups = failure_groups(reports)
-    blocks.append(Heading(text("failures")))
+    blocks.append(Heading(text("undiagnosed") if causes else text("failures")))
     if groups:
         blocks.append(Table([text("check"), text("reason"), text("count"), text("students")],
                             [[f"`{label}`", reason, str(len(students)), ", ".join(students)]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
 
+import numpy as np
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -46,6 +47,9 @@ class RunOptions:
     cache_dir: Path | None = None
     grader_code_timeout: float = 60.0
     sandbox: bool = True
+    seed_map: dict[str, int] = field(default_factory=dict)  # a hidden variant's seeds, public -> hidden
+    # A replay: training starts from these values (the first optimizer's parameters, in order).
+    initial_parameters: tuple[np.ndarray, ...] | None = None
 
 
 @dataclass
@@ -223,7 +227,9 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
                                   env=kernel_environment(run_dir, workdir, options.device, options.cache_dir))
         await client.async_start_new_kernel_client()
         await run_grader_code(client, kernel_code("preamble", "install", {
-            "threads": 1, "map_cuda_to_cpu": map_cuda, "max_losses": settings.max_trace_losses}),
+            "threads": 1, "map_cuda_to_cpu": map_cuda, "max_losses": settings.max_trace_losses,
+            "max_snapshot_elements": settings.max_snapshot_elements, "seed_map": options.seed_map,
+            "initial_parameters": _write_start(options.initial_parameters, capture_dir)}),
             settings.startup_timeout)
         deadline = started + settings.notebook_timeout
         await _run_cells(client, nb, settings, deadline, result)
@@ -259,6 +265,15 @@ async def _clean_up(km, client, sandbox, run_dir: Path, result: ExecutionResult)
     shutil.rmtree(run_dir, ignore_errors=True)
     if cancelled is not None:
         raise cancelled
+
+
+def _write_start(values: tuple[np.ndarray, ...] | None, folder: Path) -> str | None:
+    """The replay's starting values as a file the kernel reads with allow_pickle=False."""
+    if values is None:
+        return None
+    path = folder / "start.npz"
+    np.savez(path, **{f"p{i}": value for i, value in enumerate(values)})
+    return str(path)
 
 
 def _log_tail(path: Path) -> str:

@@ -87,10 +87,11 @@ def capture(config_json):
 
     state = sys.modules.get("__grader_state__")
     optimizers = []
-    for reference, record in getattr(state, "optimizers", []):
+    for reference, record, initial in getattr(state, "optimizers", []):
         alive = reference()
         final = state.hyperparameters(alive) if alive is not None else None
-        optimizers.append({**record, "last": final})
+        start = [store_tensor(t) for t in initial] if initial is not None else None
+        optimizers.append({**record, "last": final, "initial": start})
     arrays["trace_losses"] = np.asarray(getattr(state, "losses", []), dtype=np.float64)
     trace = {"backward_calls": int(getattr(state, "backward_calls", 0)), "optimizers": optimizers,
              "losses": "trace_losses"}

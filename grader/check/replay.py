@@ -1,0 +1,136 @@
+"""Expected values from the student's own starting point.
+
+A correct answer that builds its layers in another order, or draws one more random
+number, starts training elsewhere than the reference, so its results differ from the
+reference's although nothing is wrong. The kernel copies every optimizer's parameters
+when it is built; where the student's start differs from the reference's, the reference
+solution is run again from the student's start (same variant, same data), and that run
+is what the student's values are compared with. Replays are cached by the start's hash.
+
+The start is the student kernel's claim, so it is only accepted when it could be a
+start: the same parameter shapes as the reference's, finite, and on the scale of the
+reference's initialisation. A replay then computes honestly from it, in a kernel that
+runs no student code, so matching it still means computing the training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from nbformat import NotebookNode
+
+from grader.check.captured import Captured, Trace
+from grader.check.checks import NotJudged
+from grader.check.reference import cached_run
+from grader.config import Variant
+from grader.errors import CaptureError, ReferenceRunError
+from grader.run.runs import Runner
+
+SCALE_FACTOR = 10.0  # a start may be this many times larger than the reference's largest value
+
+
+@dataclass
+class Incomparable:
+    """Stands in for the reference when the student's values cannot be compared with it;
+    every check that reads it is not judged, for the one reason given."""
+
+    reason: str
+    events: list[str] = field(default_factory=list)
+
+    def __contains__(self, name: str) -> bool:
+        return False
+
+    def __getitem__(self, name: str):
+        raise NotJudged(self.reason)
+
+    @property
+    def trace(self) -> Trace:
+        raise NotJudged(self.reason)
+
+
+def _shapes(tensors: list[torch.Tensor]) -> list[tuple[int, ...]]:
+    return [tuple(t.shape) for t in tensors]
+
+
+def align(student: list[torch.Tensor], reference: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """The student's starting tensors in the reference's order: each reference tensor takes
+    the next unused student tensor of its shape (so [α0, β0, α1, β1] fits [α0, α1, β0, β1]);
+    None when the shapes differ."""
+    if sorted(_shapes(student)) != sorted(_shapes(reference)):
+        return None
+    unused = list(student)
+    aligned = []
+    for tensor in reference:
+        match = next(i for i, candidate in enumerate(unused) if candidate.shape == tensor.shape)
+        aligned.append(unused.pop(match))
+    return aligned
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x.double(), y.double()) for x, y in zip(a, b))
+
+
+def _shape_list(tensors: list[torch.Tensor]) -> str:
+    return ", ".join(str(list(shape)) for shape in _shapes(tensors)) or "none"
+
+
+def start_to_replay(student: Captured | None, reference: Captured) -> list[torch.Tensor] | Incomparable | None:
+    """Where the student's training started, if a replay is needed: None when the reference
+    itself is the right comparison (same start, or no single optimizer to tell), the aligned
+    start for a replay, or `Incomparable` saying why nothing can be compared."""
+    try:
+        got = student.trace.starting_parameters if student is not None else None
+    except CaptureError:
+        return None
+    expected = reference.trace.starting_parameters
+    if got is None or expected is None:
+        return None
+    aligned = align(got, expected)
+    if aligned is None:
+        return Incomparable(f"the parameters your optimizer trains have the shapes {_shape_list(got)}, the reference "
+                            f"solution's {_shape_list(expected)}: the model differs, so its values are not compared "
+                            "with the reference's")
+    if _same(aligned, expected):
+        return None
+    if not all(torch.isfinite(t).all() for t in aligned):
+        return Incomparable("training started from inf or nan values, so its values are not compared")
+    scale = SCALE_FACTOR * max(float(t.abs().max()) for t in expected if t.numel()) + 1e-6
+    if any(t.numel() and float(t.abs().max()) > scale for t in aligned):
+        return Incomparable("training started from values far larger than the task's initialisation, "
+                            "so its values are not compared")
+    return [t.to(e.dtype) for t, e in zip(aligned, expected)]
+
+
+class Replays:
+    """The reference solution re-run from students' starts, each start once per variant."""
+
+    def __init__(self, runner: Runner, reference: NotebookNode, folder: Path):
+        self.runner = runner
+        self.reference = reference
+        self.folder = folder
+        self.running: dict[str, asyncio.Task] = {}
+
+    async def expected(self, variant: Variant, student: Captured | None, reference: Captured
+                       ) -> Captured | Incomparable:
+        """What the student's values of `variant` are compared with."""
+        start = start_to_replay(student, reference)
+        if start is None:
+            return reference
+        if isinstance(start, Incomparable):
+            return start
+        arrays = tuple(t.detach().cpu().numpy() for t in start)
+        digest = hashlib.sha256(b"".join(a.tobytes() + str(a.shape).encode() for a in arrays)).hexdigest()[:24]
+        key = f"{variant.name}-{digest}"
+        if key not in self.running:
+            self.running[key] = asyncio.ensure_future(
+                cached_run(self.runner, self.reference, variant, self.folder / key, arrays))
+        outcome = await asyncio.shield(self.running[key])
+        if outcome.problems or outcome.captured is None:
+            raise ReferenceRunError(f"the reference solution failed when re-run from this submission's starting "
+                                    f"values (variant {variant.name!r}): {outcome.failure() or 'no values'}")
+        return outcome.captured
