@@ -141,3 +141,50 @@ def test_training_trace_is_recorded_without_the_students_help():
     [sgd] = trace.optimizers
     assert (sgd.kind, sgd.lr, sgd.steps) == ("SGD", 0.1, 3)
     assert trace.epochs == 3
+
+
+SEEDED = ("import random\nimport numpy as np\nimport torch\n"
+          "torch.manual_seed(43052); t = torch.rand(3)\ntorch.random.manual_seed(43052); t2 = torch.rand(3)\n"
+          "np.random.seed(43052); n = np.random.rand(3)\nn2 = np.random.default_rng(43052).random(3)\n"
+          "random.seed(43052); r = random.random()\ntorch.manual_seed(7); other = torch.rand(3)")
+
+
+def test_a_hidden_variant_maps_the_public_seed_wherever_it_is_set():
+    import random
+
+    import numpy as np
+    import torch
+
+    cells = [new_code_cell(SEEDED)]
+    options = RunOptions(capture=("t", "t2", "n", "n2", "r", "other"), seed_map={"43052": 2718})
+    captured = asyncio.run(run_notebook(new_notebook(cells=cells), ExecutionSettings(cell_timeout=20),
+                                        options)).captured
+    torch.manual_seed(2718)
+    assert torch.equal(captured["t"], torch.rand(3)) and torch.equal(captured["t2"], captured["t"])
+    np.random.seed(2718)
+    assert np.array_equal(captured["n"].numpy(), np.random.rand(3))
+    assert np.array_equal(captured["n2"].numpy(), np.random.default_rng(2718).random(3))
+    random.seed(2718)
+    assert captured["r"] == random.random()
+    torch.manual_seed(7)
+    assert torch.equal(captured["other"], torch.rand(3)), "other seeds are left alone"
+
+
+def test_training_starts_are_recorded_and_a_replay_sets_them():
+    import numpy as np
+    import torch
+
+    source = ("import torch\ntorch.manual_seed(0)\nnet = torch.nn.Linear(2, 1)\n"
+              "opt = torch.optim.SGD(net.parameters(), lr=0.1)\nloss = net(torch.ones(1, 2)).sum()\n"
+              "loss.backward()\nopt.step()")
+    start = (np.array([[1.0, 2.0]], dtype=np.float32), np.array([3.0], dtype=np.float32))
+    recorded = run(source, capture=("net",)).captured.trace.starting_parameters
+    torch.manual_seed(0)
+    fresh = torch.nn.Linear(2, 1)
+    assert [torch.equal(a, b) for a, b in zip(recorded, [fresh.weight, fresh.bias])] == [True, True]
+    replayed = asyncio.run(run_notebook(new_notebook(cells=[new_code_cell(source)]), ExecutionSettings(cell_timeout=20),
+                                        RunOptions(capture=("net",), initial_parameters=start))).captured
+    assert [t.tolist() for t in replayed.trace.starting_parameters] == [[[1.0, 2.0]], [3.0]]
+    # One SGD step from the given start: w - 0.1 * x, b - 0.1.
+    assert torch.allclose(replayed["net"].state_dict["weight"], torch.tensor([[0.9, 1.9]]))
+    assert torch.allclose(replayed["net"].state_dict["bias"], torch.tensor([2.9]))

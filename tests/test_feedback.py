@@ -210,3 +210,26 @@ def test_heatmap_declarations_are_checked():
     with pytest.raises(ConfigError, match="declares 2 heat maps"):
         find_heatmap(checks_module(predicted, second))
     assert [h.title for h in marked(checks_module(predicted), HEATMAP_ATTRIBUTE)] == ["p(next character)"]
+
+
+def test_a_diagnosed_cause_comes_first_in_the_pages_language_and_one_cause_is_said_once():
+    diagnosis = {"name": "no_zero_grad", "cause": "zero_grad를 부르지 않았습니다", "cause_en": "zero_grad was never called"}
+    not_judged = [CheckResult(name, "public", name, 0, 1, "not-judged", "m", "your notebook never defined `loss`")
+                  for name in ("final_loss", "predictions")]
+    r = report(diagnoses=[diagnosis], checks=not_judged)
+    for text, cause in ((KO, "zero_grad를 부르지 않았습니다"), (EN, "zero_grad was never called")):
+        html = to_html(*feedback_page(r, assignment(), [], text), text.lang)
+        assert cause in html
+        assert html.count("your notebook never defined") == 1, "one cause, said once"
+        assert html.index(cause) < html.index("your notebook never defined")
+
+
+def test_the_summary_groups_students_by_diagnosed_cause():
+    from grader.report.summary import cause_groups, failure_groups
+
+    failed = [CheckResult("parameters", "public", "p", 0, 3, "fail", "alpha0: got 1, expected 2")]
+    diagnosed = {"name": "no_zero_grad", "cause": "zero_grad 없음", "cause_en": "no zero_grad"}
+    reports = [report(student=s, checks=failed, diagnoses=[diagnosed]) for s in ("ann", "bob")]
+    reports.append(report(student="cy", checks=failed))
+    assert cause_groups(reports, "en") == [("no zero_grad", ["ann", "bob"])]
+    assert [students for _, _, students in failure_groups(reports)] == [["cy"]]
