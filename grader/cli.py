@@ -160,7 +160,8 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     settings = RunSettings(datetime.datetime.now().astimezone().isoformat(timespec="seconds"), __version__,
                            torch.__version__, options.device, options.sandbox, options.workers,
                            args.lang or course_language(args.course))
-    write_reports(args.out, grader.assignment, reports, settings, grader.reference_losses)
+    for unwritten in write_reports(args.out, grader.assignment, reports, settings, grader.reference_losses):
+        grader.forget(unwritten)
     return AssignmentSummary.of(name, reports, time.monotonic() - started, str(folder / "gradebook.csv"))
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 import torch
 
 from grader.errors import CaptureError, MissingValue
+from grader.fsutil import UnsafeFile, read_regular_file
 
 MANIFEST, ARRAYS = "manifest.json", "arrays.npz"
 TORCH_DTYPES = {
@@ -153,21 +152,16 @@ class Captured:
 
 
 def _read_plain_file(path: Path, max_bytes: int) -> bytes:
-    """A file's bytes, at most `max_bytes`. The kernel can write in its capture folder, so a
-    link (to a file of the grader's), a FIFO (which would block) or a device is refused."""
+    """A capture file's bytes. The kernel can write in its capture folder, so a link (to a
+    file of the grader's), a FIFO (which would block) or a device is refused."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        return read_regular_file(path, max_bytes)
     except FileNotFoundError:
         raise CaptureError("no values were written back (the capture did not complete)") from None
+    except UnsafeFile as exc:
+        raise CaptureError(f"{path.name} in the capture folder cannot be opened: it is {exc}") from None
     except OSError as exc:
         raise CaptureError(f"{path.name} in the capture folder cannot be opened: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CaptureError(f"{path.name} in the capture folder is not a plain file")
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise CaptureError(f"the captured values take more than {max_bytes:,} bytes, the limit")
-    return data
 
 
 def _check_tensor(name: str, entry, arrays: dict[str, np.ndarray]) -> None:

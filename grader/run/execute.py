@@ -26,6 +26,7 @@ from nbformat import NotebookNode
 from grader.check.captured import Captured, load_captured
 from grader.config import ExecutionSettings
 from grader.errors import CaptureError
+from grader.fsutil import remove_tree
 from grader.run.kernel import kernel_code
 from grader.run.notebook import first_line
 from grader.run.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
@@ -256,7 +257,7 @@ async def _clean_up(km, client, sandbox, run_dir: Path, result: ExecutionResult)
             result.notes += await sandbox.close()
         except asyncio.CancelledError as exc:
             cancelled = exc
-    shutil.rmtree(run_dir, ignore_errors=True)
+    remove_tree(run_dir)
     if cancelled is not None:
         raise cancelled
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.config import ExecutionSettings
+from grader.fsutil import remove_tree
 
 RUN_PREFIX = "grader-run-"  # then the grader's pid: run folders and cgroups are named alike
 MEMORY_SCRATCH = Path("/dev/shm")
@@ -267,11 +268,14 @@ async def remove_leftovers() -> None:
     for scratch in (MEMORY_SCRATCH, Path(tempfile.gettempdir())):
         for folder in scratch.glob(f"{RUN_PREFIX}*"):
             if _left_behind(folder.name):
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_tree(folder)
     roots = find_cgroups()
     if roots is not None:
-        await _kill_and_remove([cgroup for root in {roots.memory, roots.pids}
-                                for cgroup in root.glob(f"{RUN_PREFIX}*") if _left_behind(cgroup.name)])
+        try:
+            await _kill_and_remove([cgroup for root in {roots.memory, roots.pids}
+                                    for cgroup in root.glob(f"{RUN_PREFIX}*") if _left_behind(cgroup.name)])
+        except RuntimeError as exc:  # never a reason not to grade
+            print(f"grader: warning: {exc}", file=sys.stderr)
 
 
 def make_run_dir(sandboxed: bool) -> Path:
@@ -315,7 +319,7 @@ async def sandbox_problem() -> str | None:
         finally:
             await sandbox.close()
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        remove_tree(run_dir)
     if trial.returncode != 0:
         return f"a trial sandbox failed: {trial.stderr.strip()[-500:] or f'exit status {trial.returncode}'}"
     return None
