@@ -19,6 +19,10 @@ class UnsafeFile(Exception):
     completes "the file is ..."."""
 
 
+class FileTooLarge(UnsafeFile):
+    """A plain file over its size limit."""
+
+
 def read_regular_file(path: Path, max_bytes: int) -> bytes:
     """A plain file's bytes, never following a link (which could lead to the reference
     solution or a grader's file) nor blocking on a FIFO, nor reading past `max_bytes`."""
@@ -34,7 +38,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
             raise UnsafeFile("not a plain file")
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise UnsafeFile(f"{max(info.st_size, len(data)):,} bytes, over the limit of {max_bytes:,}")
+        raise FileTooLarge(f"{max(info.st_size, len(data)):,} bytes, over the limit of {max_bytes:,}")
     return data
 
 
