@@ -29,11 +29,19 @@ from pathlib import Path
 
 from grader.config import ExecutionSettings
 from grader.fsutil import remove_tree
+from grader.run.seccomp import seccomp_filter
 
 RUN_PREFIX = "grader-run-"  # then the grader's pid: run folders and cgroups are named alike
 MEMORY_SCRATCH = Path("/dev/shm")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
              "localtime", "hosts", "alternatives", "fonts", "ssl")
+KERNEL_FOLDERS = ("work", "capture", "ipc")  # of a run folder: the only ones bound into its sandbox
+PROC_MASKS = "proc-masks"  # of a run folder: what the sandbox's host-wide /proc files show instead
+# Host-wide /proc files whose content moves with the machine's load, memory or interrupts:
+# one run could signal another through them (the hidden seed to the public run).
+PROC_LOAD_FILES = {"loadavg": "0.00 0.00 0.00 1/1 1\n", "stat": "", "uptime": "", "meminfo": "", "vmstat": "",
+                   "schedstat": "", "diskstats": "", "interrupts": "", "softirqs": "", "pressure": None}
+SECCOMP_FILE = "seccomp.bpf"  # of a run folder
 INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`) and grade as root, "
                 "or pass --no-sandbox to grade without isolation")
 
@@ -143,11 +151,49 @@ def bwrap_arguments(run_dir: Path, device: str) -> list[str]:
     if device == "cuda":
         for node in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind", str(node), str(node)]
-    args += _with_parents(run_dir, made) + ["--bind", str(run_dir), str(run_dir)]
+    for name in KERNEL_FOLDERS:  # not the run folder itself: it holds the filter and masks, root's
+        args += _with_parents(run_dir / name, made) + ["--bind-try", str(run_dir / name), str(run_dir / name)]
+    args += proc_mask_arguments(run_dir / PROC_MASKS)
     # Inside, only the run folder and tmpfs are writable; the kernel's own parent is pid 1.
     args += ["--setenv", "JPY_PARENT_PID", "1", "--setenv", "IPYTHONDIR", "/tmp/ipython",
              "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib"]
     return args
+
+
+def proc_mask_arguments(masks: Path) -> list[str]:
+    """bwrap arguments showing each host-wide load file of /proc as `write_proc_masks` wrote it
+    (a folder, like /proc/pressure, as an empty one)."""
+    args = []
+    for name, content in PROC_LOAD_FILES.items():
+        if not Path("/proc", name).exists():  # this kernel has none: nothing to mask
+            continue
+        args += ["--tmpfs", f"/proc/{name}"] if content is None else ["--ro-bind", str(masks / name), f"/proc/{name}"]
+    return args
+
+
+def write_private_files(run_dir: Path) -> None:
+    """What the sandbox reads before the kernel starts: /proc masks (world-readable, since
+    bound in by themselves) and the seccomp filter (root's), in the root-only run folder."""
+    masks = run_dir / PROC_MASKS
+    masks.mkdir()
+    for name, content in PROC_LOAD_FILES.items():
+        if content is not None:
+            (masks / name).write_text(content)
+            (masks / name).chmod(0o644)
+    program = seccomp_filter()
+    if program is not None:
+        (run_dir / SECCOMP_FILE).write_bytes(program)
+        (run_dir / SECCOMP_FILE).chmod(0o600)
+
+
+def _make_private(run_dir: Path, uid: int, gid: int) -> None:
+    """The run folder root's and 0700, so no other user of the machine reaches a reference, a
+    hidden seed or a student's notebook in it; inside, everything is the kernel's, files 0600
+    and folders 0711 (bubblewrap, root without capabilities, must still enter `work`)."""
+    run_dir.chmod(0o700)
+    for path in run_dir.rglob("*"):
+        os.chown(path, uid, gid, follow_symlinks=False)
+        path.chmod(0o711 if path.is_dir() else 0o600)
 
 
 class KernelSandbox:
@@ -175,18 +221,19 @@ class KernelSandbox:
             raise
         # The run folder stays root's, so the kernel cannot swap one of its folders for a
         # link; what is inside is the kernel's.
-        run_dir.chmod(0o711)
-        for path in run_dir.rglob("*"):
-            os.chown(path, self.uid, self.gid, follow_symlinks=False)
+        _make_private(run_dir, self.uid, self.gid)
+        write_private_files(run_dir)
 
     def command(self, cmd: list[str], connection_file: str) -> list[str]:
         """`cmd` wrapped: join the cgroups, set rlimits, enter bubblewrap, drop to `nobody`."""
         os.chown(connection_file, self.uid, self.gid)
+        seccomp = self.run_dir / SECCOMP_FILE
         join = " && ".join([*(f"echo $$ > {shlex.quote(str(folder / 'cgroup.procs'))}" for folder in self.cgroups),
-                            "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", 'exec "$@"'])
+                            "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}",
+                            *([f"exec 3< {shlex.quote(str(seccomp))}"] if seccomp.exists() else []), 'exec "$@"'])
         # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
-                *bwrap_arguments(self.run_dir, self.device),
+                *bwrap_arguments(self.run_dir, self.device), *(["--seccomp", "3"] if seccomp.exists() else []),
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
                 "--", shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
                 "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
