@@ -24,11 +24,11 @@ from grader.grade import AssignmentGrader, collect_submissions
 from grader.report.i18n import LANGUAGES, course_language
 from grader.report.manual import MANUAL_FILE, merge_manual, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
-from grader.reference import compare_golden, environment_label, record_golden
+from grader.check.reference import compare_golden, environment_label, record_golden
 from grader.author.release import build_release
 from grader.report.write import write_reports
 from grader.run.runs import GradeOptions
-from grader.run.sandbox import INSTALL_HINT, remove_leftovers, sandbox_problem
+from grader.run.sandbox import INSTALL_HINT, limits_in_force, remove_leftovers, sandbox_problem
 from grader.report.summary import RunSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -119,6 +119,7 @@ async def use_sandbox(args, required: bool) -> bool:
     problem = await sandbox_problem()
     if problem is None:
         await remove_leftovers()
+        print(limits_in_force(os.geteuid() == 0), file=sys.stderr)
         return True
     if required:
         raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")
