@@ -10,6 +10,11 @@ against its memory limit and cannot fill a disk.
 bubblewrap starts as root: it can then bind an interpreter under /root (mode 700) and
 needs no user namespace, so the kernel is the real uid `nobody` on the host, not root
 in disguise. `setpriv` drops to `nobody` as the last step, before student code runs.
+
+Without root (`UnprivilegedSandbox`), bubblewrap makes a user namespace where the kernel
+is `nobody` (the grading user outside), with the same namespaces, filesystem view, /proc
+masks and seccomp filter; no cgroup can be had, so rlimits bound what they can (see
+`limits_in_force`) and the run folder is on disk, not in memory.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ PROC_MASKS = "proc-masks"  # of a run folder: what the sandbox's host-wide /proc
 PROC_LOAD_FILES = {"loadavg": "0.00 0.00 0.00 1/1 1\n", "stat": "", "uptime": "", "meminfo": "", "vmstat": "",
                    "schedstat": "", "diskstats": "", "interrupts": "", "softirqs": "", "pressure": None}
 SECCOMP_FILE = "seccomp.bpf"  # of a run folder
-INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`) and grade as root, "
+INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`); grade as root for "
+                "cgroup limits, or as any user where unprivileged user namespaces are allowed; "
                 "or pass --no-sandbox to grade without isolation")
 
 
@@ -295,6 +301,63 @@ class Unsandboxed:
         return []
 
 
+class UnprivilegedSandbox:
+    """A kernel's sandbox made without root: bubblewrap in a user namespace, rlimits for limits.
+
+    What holds and what does not is `limits_in_force(False)`: no cgroup bounds the kernel,
+    so memory is bounded per process (RLIMIT_DATA: heap and anonymous memory, not files),
+    each file written (RLIMIT_FSIZE) but not their total, and processes plus threads
+    (RLIMIT_NPROC) per uid, counted with the grading user's own processes and the other
+    kernels running at once.
+    """
+
+    def __init__(self, run_dir: Path, settings: ExecutionSettings, device: str):
+        self.run_dir = run_dir
+        self.settings = settings
+        self.device = device
+        _make_private(run_dir, os.getuid(), os.getgid())  # the kernel is this user outside
+        write_private_files(run_dir)
+
+    def command(self, cmd: list[str], connection_file: str) -> list[str]:
+        seccomp = self.run_dir / SECCOMP_FILE
+        memory = self.settings.memory_limit_mb * 2**20
+        opening = [f"exec 3< {shlex.quote(str(seccomp))}"] if seccomp.exists() else []
+        return ["/bin/sh", "-c", " && ".join([*opening, 'exec "$@"']), "sh",
+                shutil.which("prlimit") or "prlimit", "--core=0", f"--cpu={int(self.settings.cpu_time_limit)}",
+                f"--data={memory}", f"--fsize={memory}",
+                f"--nproc={_tasks_of(os.getuid()) + self.settings.max_processes}",
+                "--", shutil.which("bwrap") or "bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534",
+                *bwrap_arguments(self.run_dir, self.device), *(["--seccomp", "3"] if seccomp.exists() else []),
+                "--cap-drop", "ALL", "--", *cmd]
+
+    async def close(self) -> list[str]:
+        return []  # the kernel's pid namespace ends with it; no cgroup counted what it hit
+
+
+def _tasks_of(uid: int) -> int:
+    """Processes plus threads of `uid` now: RLIMIT_NPROC counts them all."""
+    count = 0
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if process.stat().st_uid == uid:
+                count += len(os.listdir(process / "task"))
+        except OSError:  # gone meanwhile
+            continue
+    return count
+
+
+def limits_in_force(root: bool) -> str:
+    """What the sandbox bounds in this mode, as said at the start of a sandboxed run."""
+    common = ("no network; own pid, IPC, host-name and mount namespaces; the interpreter read-only and the "
+              "run folder; host-wide /proc load files masked; seccomp filter; CPU time per process")
+    if root:
+        return (f"sandbox as root: {common}; uid nobody without capabilities; cgroups bound each kernel's memory "
+                "(files it writes included) and its processes plus threads")
+    return (f"sandbox without root (user namespace): {common}; no cgroups, so memory is bounded per process "
+            "(heap and anonymous memory, not files), each file written but not their total, and processes plus "
+            "threads per uid, shared with this user's processes and the other kernels running at once")
+
+
 def _left_behind(name: str) -> bool:
     """Whether a run folder or cgroup belongs to a grader (pid in its name) that is gone."""
     pid, dash, _ = name[len(RUN_PREFIX):].partition("-")
@@ -316,7 +379,7 @@ async def remove_leftovers() -> None:
         for folder in scratch.glob(f"{RUN_PREFIX}*"):
             if _left_behind(folder.name):
                 remove_tree(folder)
-    roots = find_cgroups()
+    roots = find_cgroups() if os.geteuid() == 0 else None
     if roots is not None:
         try:
             await _kill_and_remove([cgroup for root in {roots.memory, roots.pids}
@@ -326,8 +389,8 @@ async def remove_leftovers() -> None:
 
 
 def make_run_dir(sandboxed: bool) -> Path:
-    """A private run folder, in memory when sandboxed (see the module docstring)."""
-    scratch = MEMORY_SCRATCH if sandboxed else None
+    """A private run folder, in memory when sandboxed as root (see the module docstring)."""
+    scratch = MEMORY_SCRATCH if sandboxed and os.geteuid() == 0 else None
     return Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=scratch))
 
 
@@ -335,6 +398,8 @@ def open_sandbox(sandboxed: bool, run_dir: Path, settings: ExecutionSettings, de
     """The sandbox for a kernel about to start in `run_dir` (call `close` when it stopped)."""
     if not sandboxed:
         return Unsandboxed()
+    if os.geteuid() != 0:
+        return UnprivilegedSandbox(run_dir, settings, device)
     roots = find_cgroups()
     if roots is None:
         raise RuntimeError("no cgroup memory and pids controllers")
@@ -345,14 +410,13 @@ async def sandbox_problem() -> str | None:
     """Why kernels cannot be sandboxed here, or None when a trial sandbox ran Python."""
     if sys.platform != "linux":
         return "sandboxing needs Linux"
-    if os.geteuid() != 0:
-        return "sandboxing needs root (each kernel gets the uid `nobody` and cgroup limits of its own)"
-    for tool in ("bwrap", "setpriv"):
+    root = os.geteuid() == 0
+    for tool in ("bwrap", "setpriv") if root else ("bwrap", "prlimit"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed"
-    if find_cgroups() is None:
+    if root and find_cgroups() is None:
         return "no cgroup memory and pids controllers are available to limit kernels"
-    if not MEMORY_SCRATCH.is_dir():
+    if root and not MEMORY_SCRATCH.is_dir():
         return f"{MEMORY_SCRATCH} (a memory file system) is missing"
     run_dir = make_run_dir(True)
     try:
@@ -368,5 +432,9 @@ async def sandbox_problem() -> str | None:
     finally:
         remove_tree(run_dir)
     if trial.returncode != 0:
-        return f"a trial sandbox failed: {trial.stderr.strip()[-500:] or f'exit status {trial.returncode}'}"
+        detail = trial.stderr.strip()[-500:] or f"exit status {trial.returncode}"
+        if not root:
+            detail += " (without root, bubblewrap needs unprivileged user namespaces: kernel.unprivileged_userns_clone=1, " \
+                      "user.max_user_namespaces > 0, and no AppArmor restriction on them)"
+        return f"a trial sandbox failed: {detail}"
     return None
