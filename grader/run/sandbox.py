@@ -167,7 +167,7 @@ def bwrap_arguments(run_dir: Path, device: str) -> list[str]:
 
 
 def proc_mask_arguments(masks: Path) -> list[str]:
-    """bwrap arguments showing each host-wide load file of /proc as `write_proc_masks` wrote it
+    """bwrap arguments showing each host-wide load file of /proc as `write_private_files` wrote it
     (a folder, like /proc/pressure, as an empty one)."""
     args = []
     for name, content in PROC_LOAD_FILES.items():
@@ -179,7 +179,7 @@ def proc_mask_arguments(masks: Path) -> list[str]:
 
 def write_private_files(run_dir: Path) -> None:
     """What the sandbox reads before the kernel starts: /proc masks (world-readable, since
-    bound in by themselves) and the seccomp filter (root's), in the root-only run folder."""
+    bound in by themselves) and the seccomp filter (the grading user's only), in the private run folder."""
     masks = run_dir / PROC_MASKS
     masks.mkdir()
     for name, content in PROC_LOAD_FILES.items():
@@ -190,6 +190,15 @@ def write_private_files(run_dir: Path) -> None:
     if program is not None:
         (run_dir / SECCOMP_FILE).write_bytes(program)
         (run_dir / SECCOMP_FILE).chmod(0o600)
+
+
+def _seccomp_arguments(run_dir: Path) -> tuple[list[str], list[str]]:
+    """The shell step opening the run's seccomp filter as descriptor 3, and bwrap's option
+    reading it there (neither where no filter is built for this architecture)."""
+    seccomp = run_dir / SECCOMP_FILE
+    if not seccomp.exists():
+        return [], []
+    return [f"exec 3< {shlex.quote(str(seccomp))}"], ["--seccomp", "3"]
 
 
 def _make_private(run_dir: Path, uid: int, gid: int) -> None:
@@ -233,13 +242,13 @@ class KernelSandbox:
     def command(self, cmd: list[str], connection_file: str) -> list[str]:
         """`cmd` wrapped: join the cgroups, set rlimits, enter bubblewrap, drop to `nobody`."""
         os.chown(connection_file, self.uid, self.gid)
-        seccomp = self.run_dir / SECCOMP_FILE
+        open_filter, seccomp = _seccomp_arguments(self.run_dir)
         join = " && ".join([*(f"echo $$ > {shlex.quote(str(folder / 'cgroup.procs'))}" for folder in self.cgroups),
-                            "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}",
-                            *([f"exec 3< {shlex.quote(str(seccomp))}"] if seccomp.exists() else []), 'exec "$@"'])
+                            "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", *open_filter,
+                            'exec "$@"'])
         # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
-                *bwrap_arguments(self.run_dir, self.device), *(["--seccomp", "3"] if seccomp.exists() else []),
+                *bwrap_arguments(self.run_dir, self.device), *seccomp,
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
                 "--", shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
                 "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
@@ -319,16 +328,14 @@ class UnprivilegedSandbox:
         write_private_files(run_dir)
 
     def command(self, cmd: list[str], connection_file: str) -> list[str]:
-        seccomp = self.run_dir / SECCOMP_FILE
+        open_filter, seccomp = _seccomp_arguments(self.run_dir)
         memory = self.settings.memory_limit_mb * 2**20
-        opening = [f"exec 3< {shlex.quote(str(seccomp))}"] if seccomp.exists() else []
-        return ["/bin/sh", "-c", " && ".join([*opening, 'exec "$@"']), "sh",
+        return ["/bin/sh", "-c", " && ".join([*open_filter, 'exec "$@"']), "sh",
                 shutil.which("prlimit") or "prlimit", "--core=0", f"--cpu={int(self.settings.cpu_time_limit)}",
                 f"--data={memory}", f"--fsize={memory}",
                 f"--nproc={_tasks_of(os.getuid()) + self.settings.max_processes}",
                 "--", shutil.which("bwrap") or "bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534",
-                *bwrap_arguments(self.run_dir, self.device), *(["--seccomp", "3"] if seccomp.exists() else []),
-                "--cap-drop", "ALL", "--", *cmd]
+                *bwrap_arguments(self.run_dir, self.device), *seccomp, "--cap-drop", "ALL", "--", *cmd]
 
     async def close(self) -> list[str]:
         return []  # the kernel's pid namespace ends with it; no cgroup counted what it hit
