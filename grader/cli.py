@@ -30,7 +30,7 @@ from grader.author.proof import prove_fairness
 from grader.author.release import build_release
 from grader.report.write import write_reports
 from grader.run.runs import GradeOptions
-from grader.run.sandbox import INSTALL_HINT, remove_leftovers, sandbox_problem
+from grader.run.sandbox import INSTALL_HINT, limits_in_force, remove_leftovers, sandbox_problem
 from grader.report.summary import RunSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_NOT_GRADABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -121,6 +121,7 @@ async def use_sandbox(args, required: bool) -> bool:
     problem = await sandbox_problem()
     if problem is None:
         await remove_leftovers()
+        print(limits_in_force(os.geteuid() == 0), file=sys.stderr)
         return True
     if required:
         raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")
@@ -162,7 +163,8 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     settings = RunSettings(datetime.datetime.now().astimezone().isoformat(timespec="seconds"), __version__,
                            torch.__version__, options.device, options.sandbox, options.workers,
                            args.lang or course_language(args.course))
-    write_reports(args.out, grader.assignment, reports, settings, grader.reference_losses)
+    for unwritten in write_reports(args.out, grader.assignment, reports, settings, grader.reference_losses):
+        grader.forget(unwritten)
     return AssignmentSummary.of(name, reports, time.monotonic() - started, str(folder / "gradebook.csv"))
 
 

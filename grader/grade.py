@@ -16,7 +16,7 @@ from grader.check.forms import load_forms
 from grader.check.replay import Replays
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import ConfigError, InvalidSubmission, SubmissionError
-from grader.fsutil import write_atomic
+from grader.fsutil import UnsafeFile, read_regular_file, readable_name, safe_name, write_atomic
 from grader.check.heatmap import find_heatmap, student_heatmap
 from grader.run.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
 from grader.check.reference import (RunOutcome, cache_folder, mistake_outcomes, reference_captures,
@@ -47,6 +47,7 @@ class GradeReport:
     heatmap: dict = field(default_factory=dict)  # the assignment's opt-in matrix from the public run
     seconds: float = 0.0  # the public run's kernel time, waiting for a worker not counted
     cached: bool = False  # reused from an earlier run of identical content
+    content_hash: str = ""  # sha256 of the file's bytes: names its entry in the result cache
 
     @property
     def score(self) -> float:
@@ -68,16 +69,19 @@ class GradeReport:
 
 
 def student_id(path: Path, root: Path) -> str:
+    """The file's path under `root` without its extension, as one safe path component
+    (`...ipynb` is not `..`; a CP949 file name from a Korean zip reads as Hangul)."""
     relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    return str(relative.with_suffix("")).replace("/", "__")
+    return safe_name(readable_name(str(relative.with_suffix(""))).replace("/", "__"))
 
 
 def collect_submissions(paths: list[Path]) -> list[tuple[Path, Path]]:
-    """Every file under the given paths, each with the folder its student id is taken from."""
+    """Every file (and link: refused later) under the given paths, each with the folder its
+    student id is taken from."""
     found = []
     for path in paths:
-        if path.is_dir():
-            found += [(p, path) for p in sorted(path.rglob("*")) if p.is_file()]
+        if path.is_dir() and not path.is_symlink():
+            found += [(p, path) for p in sorted(path.rglob("*")) if p.is_symlink() or p.is_file()]
         else:
             found.append((path, path.parent))
     return found
@@ -154,21 +158,22 @@ class AssignmentGrader:
     def lookup(self, path: Path, root: Path) -> tuple[GradeReport, bytes | None]:
         """A finished report (invalid file, or identical content already graded in this
         setting), or a blank report plus the notebook's bytes still to be graded."""
-        report = GradeReport(student_id(path, root), str(path), "ok")
+        report = GradeReport(student_id(path, root), readable_name(str(path)), "ok")
         limit = self.assignment.execution.max_notebook_bytes
         try:
             if CHECKPOINT_DIR in path.parts:
                 raise InvalidSubmission("a Jupyter autosave copy (.ipynb_checkpoints), not a submission")
-            size = path.stat().st_size
-            if size > limit:
-                raise InvalidSubmission(f"the file is {size:,} bytes, over the limit of {limit:,}")
-            data = path.read_bytes()
-            cached = self._cache_path(data)
+            data = read_regular_file(path, limit)
+            report.content_hash = hashlib.sha256(data).hexdigest()
+            cached = self._cache_path(report)
             if cached.is_file() and not self.options.force:
                 earlier = GradeReport.from_json(json.loads(cached.read_text(encoding="utf-8")))
-                return replace(earlier, student=report.student, file=report.file, cached=True), None
+                return replace(earlier, student=report.student, file=report.file, cached=True,
+                               content_hash=report.content_hash), None
             read_notebook_bytes(data, limit)
             return report, data
+        except UnsafeFile as exc:
+            report.status, report.reason = "invalid", f"the file is {exc}"
         except InvalidSubmission as exc:
             report.status, report.reason = "invalid", str(exc)
         except OSError as exc:
@@ -176,21 +181,26 @@ class AssignmentGrader:
         report.checks = self._unrun_checks(f"not graded: {report.reason}")
         return report, None
 
-    def _cache_path(self, data: bytes) -> Path:
-        return self.results_cache / f"{hashlib.sha256(data).hexdigest()[:32]}.json"
+    def _cache_path(self, report: GradeReport) -> Path:
+        return self.results_cache / f"{report.content_hash[:32]}.json"
 
-    def remember(self, data: bytes, report: GradeReport) -> None:
+    def remember(self, report: GradeReport) -> None:
         """Cache a finished grade so identical content is not run again (grader errors are retried)."""
         if report.status != "grader-error":
-            write_atomic(self._cache_path(data), json.dumps(report.to_json()))
+            write_atomic(self._cache_path(report), json.dumps(report.to_json()))
+
+    def forget(self, report: GradeReport) -> None:
+        """Drop a cached grade whose outputs could not be written, so no re-run replays the failure."""
+        if report.content_hash:
+            self._cache_path(report).unlink(missing_ok=True)
 
     async def grade_file(self, path: Path, root: Path,
                          remote: Callable[[GradeReport, bytes], Awaitable[GradeReport]] | None = None) -> GradeReport:
         """Grade one file here (or through `remote`), unless it is invalid or already graded."""
         report, data = self.lookup(path, root)
         if data is not None:
-            report = await (remote or self.grade_bytes)(report, data)
-            self.remember(data, report)
+            report = replace(await (remote or self.grade_bytes)(report, data), content_hash=report.content_hash)
+            self.remember(report)
         return report
 
     async def grade_bytes(self, report: GradeReport, data: bytes) -> GradeReport:
@@ -253,13 +263,16 @@ class AssignmentGrader:
                         on_report: Callable[[GradeReport], None] | None = None,
                         remote: Callable[[GradeReport, bytes], Awaitable[GradeReport]] | None = None,
                         ) -> list[GradeReport]:
-        """Grade every file concurrently (kernels limited by the runner), here or via `remote`."""
+        """Grade every file concurrently, here or via `remote`. Locally at most `workers` files
+        are read and held at once: the others wait as names, not as parsed notebooks."""
+        in_flight = asyncio.Semaphore(self.options.workers if remote is None else max(1, len(files)))
 
         async def one(path: Path, root: Path) -> GradeReport:
             try:
-                report = await self.grade_file(path, root, remote)
+                async with in_flight:
+                    report = await self.grade_file(path, root, remote)
             except Exception as exc:  # a grader bug must not stop the batch or lose the row
-                report = GradeReport(student_id(path, root), str(path), "grader-error",
+                report = GradeReport(student_id(path, root), readable_name(str(path)), "grader-error",
                                      f"internal grading error: {type(exc).__name__}: {exc}",
                                      checks=self._unrun_checks("not graded"))
             if not self.options.sandbox:

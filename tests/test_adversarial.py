@@ -103,7 +103,28 @@ EXPECTED = {
     "capture_symlink.ipynb": Expect("error", 0, "capture folder cannot be opened"),
     # Its own attack spoils alpha0 and yhat; only the loss checks still pass.
     "ipython_hooks.ipynb": Expect("ok", 2),
+    # The grader process itself: none of these may stop the batch or cost another row.
+    "deep_tree.ipynb": Expect("ok", 12),
+    "deeply_nested.ipynb": Expect("invalid", 0, "20,002 levels deep, over the limit of 64"),
+    "lone_surrogate.ipynb": Expect("error", 12, "('# \ufffd a lone surrogate in the first line') raised ValueError"),
+    "loss_overflow.ipynb": Expect("ok", 12),
+    "huge_lr.ipynb": Expect("ok", 12),
+    "output_widget_hides_error.ipynb": Expect("error", 12, "raised ZeroDivisionError"),
+    "widget_flood.ipynb": Expect("ok", 12, note="comm_msg messages over 1,048,576 bytes were dropped"),
+    "giant_class_name.ipynb": Expect("ok", 10),  # its yhat is no tensor
+    "proc_load.ipynb": Expect("error", 12, "loadavg 0.00 0.00 0.00 1/1 1; stat 0 bytes; uptime 0 bytes"),
+    "forbidden_syscalls.ipynb": Expect("error", 12, "unshare EPERM; ptrace EPERM; keyctl EPERM; unshare -U refused"),
+    # Names: one that would write outside gradescope/, three whose outputs would collide, one too long.
+    "...ipynb": Expect("ok", 12),
+    "bob.ipynb": Expect("ok", 12, note="more than one file"),
+    "bob.json": Expect("ok", 12, note="more than one file"),
+    "bob.ipynb.ipynb": Expect("ok", 12, note="would have the same name"),
+    "가" * 80 + ".ipynb": Expect("ok", 12),
 }
+# Made by the batch fixture, not kept in git: a name in CP949 bytes and a symbolic link.
+CP949_NAME = os.fsdecode("학생".encode("cp949") + b".ipynb")
+GENERATED = {"학생.ipynb": Expect("ok", 12), "link_to_reference.ipynb": Expect("invalid", 0, "symbolic link")}
+EXPECTED.update(GENERATED)
 PEER = "peer_with_secret.ipynb"  # another student's notebook, holding a secret
 
 
@@ -264,6 +285,8 @@ def batch(course, secret_file, listener, tmp_path_factory) -> Batch:
     peer = nbformat.read(SUITE / "two_files.ipynb", as_version=4)
     peer.cells.insert(0, new_markdown_cell(f"My notes: {TOKEN}"))
     nbformat.write(peer, submissions / PEER)
+    shutil.copy2(SUITE / "two_files.ipynb", submissions / CP949_NAME)
+    (submissions / "link_to_reference.ipynb").symlink_to(course / "reference" / f"{ASSIGNMENT}.ipynb")
     before = file_hashes(submissions)
     batch = run_batch(course, submissions, tmp_path_factory.mktemp("out"))
     assert file_hashes(submissions) == before, "a submission was modified"
@@ -271,7 +294,7 @@ def batch(course, secret_file, listener, tmp_path_factory) -> Batch:
 
 
 def test_every_file_in_the_suite_has_an_expectation():
-    assert sorted(p.name for p in SUITE.iterdir()) == sorted(EXPECTED)
+    assert sorted([*(p.name for p in SUITE.iterdir()), *GENERATED]) == sorted(EXPECTED)
 
 
 def test_the_batch_completes_with_one_row_per_file(batch):
@@ -325,6 +348,29 @@ def test_output_stays_bounded(batch):
     assert os.path.getsize(report["feedback_path"]) < 20_000
     assert len(json.dumps(report)) < 50_000
     assert len(batch.stderr) < 50_000
+
+
+def test_every_output_is_strict_json_inside_its_folder(batch):
+    folder = batch.out / ASSIGNMENT
+    assert sorted(p.name for p in batch.out.iterdir()) == [ASSIGNMENT]
+    assert not (folder / "results.json").exists(), "...ipynb wrote its Gradescope file outside gradescope/"
+    written = [*(folder / "results").glob("*.json"), *(folder / "gradescope").glob("*/results.json")]
+    assert len(written) == 2 * len([*EXPECTED, PEER]), "two files' outputs were written under one name"
+    for path in written:
+        json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"bare {c} in {path}"))
+
+
+def test_captured_text_and_widgets_stay_bounded(batch):
+    """A 20 MB class name and 50 MB of widget messages: a few KB reach the grader's files."""
+    for name in ("giant_class_name.ipynb", "widget_flood.ipynb"):
+        report = batch.results()[name]
+        assert len(json.dumps(report)) < 50_000
+        assert os.path.getsize(report["feedback_path"]) < 20_000
+
+
+def test_a_diverging_loss_curve_is_still_drawn(batch):
+    feedback = batch.feedback("loss_overflow.ipynb")
+    assert "loss_overflow.loss.png" in feedback and "Losses beyond ±1e+100 are drawn at ±1e+100" in feedback
 
 
 def test_the_machine_is_clean_afterwards(batch):

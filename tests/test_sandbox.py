@@ -3,6 +3,7 @@ capture files a kernel may have tampered with are read back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,21 +16,23 @@ import pytest
 
 from grader.check.captured import Captured, load_captured
 from grader.errors import CaptureError
-from grader.run.sandbox import bwrap_arguments
+from grader.config import ExecutionSettings
+from grader.fsutil import remove_tree
+from grader.run.sandbox import bwrap_arguments, find_cgroups, make_run_dir, open_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 2**20
 
 
 def bound_sources(args: list[str]) -> list[Path]:
-    binds = ("--bind", "--ro-bind", "--ro-bind-try", "--dev-bind")
+    binds = ("--bind", "--bind-try", "--ro-bind", "--ro-bind-try", "--dev-bind")
     return [Path(args[i + 1]) for i, a in enumerate(args) if a in binds]
 
 
 def test_the_course_folder_is_not_bound_into_the_sandbox(tmp_path):
     run_dir = tmp_path / "grader-run-1-x"
     sources = bound_sources(bwrap_arguments(run_dir, "cpu"))
-    assert run_dir in sources
+    assert run_dir / "work" in sources and run_dir not in sources
     for folder in (ROOT, ROOT / "assignments", ROOT / "reference", Path.home()):
         assert not any(folder.is_relative_to(source) for source in sources), folder
 
@@ -119,3 +122,21 @@ def test_json_nested_too_deep_is_a_capture_error(capture):
 def test_an_oversized_capture_is_refused(capture):
     with pytest.raises(CaptureError, match="more than 100 bytes"):
         load_captured(capture, 100)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or find_cgroups() is None, reason="the root sandbox needs root and cgroups")
+def test_a_run_folder_is_private_to_root_and_its_files_to_the_kernel():
+    run_dir = make_run_dir(True)
+    try:
+        (run_dir / "work").mkdir()
+        (run_dir / "work" / "submission.ipynb").write_text("{}")
+        sandbox = open_sandbox(True, run_dir, ExecutionSettings(), "cpu")
+        try:
+            assert (run_dir.stat().st_mode & 0o777, run_dir.stat().st_uid) == (0o700, 0)
+            notebook = (run_dir / "work" / "submission.ipynb").stat()
+            assert (notebook.st_mode & 0o777, notebook.st_uid) == (0o600, sandbox.uid)
+            assert (run_dir / "proc-masks" / "loadavg").read_text().startswith("0.00 0.00 0.00")
+        finally:
+            asyncio.run(sandbox.close())
+    finally:
+        remove_tree(run_dir)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +12,11 @@ import numpy as np
 import torch
 
 from grader.errors import CaptureError, MissingValue
+from grader.fsutil import FileTooLarge, UnsafeFile, read_regular_file
 
 MANIFEST, ARRAYS = "manifest.json", "arrays.npz"
+NAME_CHARS = 200  # a type, layer, key or event name read back from the kernel
+TEXT_CHARS = 100_000  # a captured `str` value (the kernel keeps as many)
 TORCH_DTYPES = {
     name: getattr(torch, name)
     for name in ("float16", "bfloat16", "float32", "float64", "complex64", "complex128",
@@ -169,21 +170,18 @@ class Captured:
 
 
 def _read_plain_file(path: Path, max_bytes: int) -> bytes:
-    """A file's bytes, at most `max_bytes`. The kernel can write in its capture folder, so a
-    link (to a file of the grader's), a FIFO (which would block) or a device is refused."""
+    """A capture file's bytes. The kernel can write in its capture folder, so a link (to a
+    file of the grader's), a FIFO (which would block) or a device is refused."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        return read_regular_file(path, max_bytes)
     except FileNotFoundError:
         raise CaptureError("no values were written back (the capture did not complete)") from None
+    except FileTooLarge:
+        raise CaptureError(f"the captured values take more than {max_bytes:,} bytes, the limit") from None
+    except UnsafeFile as exc:
+        raise CaptureError(f"{path.name} in the capture folder cannot be opened: it is {exc}") from None
     except OSError as exc:
         raise CaptureError(f"{path.name} in the capture folder cannot be opened: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CaptureError(f"{path.name} in the capture folder is not a plain file")
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise CaptureError(f"the captured values take more than {max_bytes:,} bytes, the limit")
-    return data
 
 
 def _check_tensor(name: str, entry, arrays: dict[str, np.ndarray]) -> None:
@@ -215,12 +213,26 @@ def _check_value(name: str, entry, arrays: dict[str, np.ndarray]) -> None:
         raise CaptureError(f"the captured entry for `{name}` is malformed")
 
 
+def _cut_texts(value, limit: int = NAME_CHARS):
+    """Every string of a manifest cut to size and marked so: only a captured `str` may be
+    long; a name (a 20 MB class name) would otherwise be copied into every output."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else f"{value[:limit]}… [cut from {len(value):,} characters]"
+    if isinstance(value, dict):
+        text = value.get("kind") == "text"
+        return {_cut_texts(k): _cut_texts(v, TEXT_CHARS if text and k == "value" else NAME_CHARS)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut_texts(v) for v in value]
+    return value
+
+
 def load_captured(folder: Path, max_bytes: int) -> Captured:
     """Read a capture, refusing anything oversized, pickled or malformed with `CaptureError`."""
     manifest_bytes = _read_plain_file(folder / MANIFEST, max_bytes)
     arrays_bytes = _read_plain_file(folder / ARRAYS, max_bytes - len(manifest_bytes))
     try:
-        manifest = json.loads(manifest_bytes)
+        manifest = _cut_texts(json.loads(manifest_bytes))
         values, events, trace = manifest["values"], manifest.get("events", []), manifest.get("trace", {})
         if not isinstance(values, dict) or not isinstance(events, list) or not isinstance(trace, dict):
             raise TypeError("wrong structure")

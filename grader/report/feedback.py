@@ -8,6 +8,7 @@ student's own public run.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from grader.config import PUBLIC_VARIANT, Assignment
 from grader.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from grader.grade import GradeReport
 from grader.report.i18n import Text
-from grader.report.plots import heatmap_png, loss_curve_png, wants_log_scale
+from grader.report.plots import DRAWN_LIMIT, beyond_drawn_limit, heatmap_png, loss_curve_png, wants_log_scale
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-|File )")
@@ -27,6 +28,14 @@ MARKS = {"pass": "✓", "partial": "◐", "pending": "…", "not-judged": "–"}
 
 def points(x: float) -> str:
     return f"{x:g}"
+
+
+def number_text(x: int | float) -> str:
+    """A number as `{:g}` writes it, also for an int too large for a float (lr=10**400)."""
+    try:
+        return f"{float(x):g}"
+    except OverflowError:
+        return f"{Decimal(x):.6e}"
 
 
 def trim_traceback(traceback: str, text: Text) -> str:
@@ -86,7 +95,8 @@ def _training_items(report: GradeReport, text: Text) -> list[str]:
     items = [f"`{name}`: " + " → ".join(f"`{layer}`" for layer in layers) for name, layers in report.modules.items()]
     for o in training.get("optimizers", []):
         if isinstance(o.get("lr"), (int, float)):
-            items.append(text("optimizer_lr", kind=o["class"], lr=o["lr"], parameters=o["parameters"], steps=o["steps"]))
+            items.append(text("optimizer_lr", kind=o["class"], lr=number_text(o["lr"]), parameters=o["parameters"],
+                              steps=o["steps"]))
         else:
             items.append(text("optimizer", kind=o["class"], steps=o["steps"]))
     if training:
@@ -112,6 +122,8 @@ def _loss_curve(report: GradeReport, reference_losses: list[float], text: Text) 
     caption = [text("loss_caption")]
     if wants_log_scale(student, reference):
         caption.append(text("loss_caption_log"))
+    if beyond_drawn_limit(student, reference):
+        caption.append(text("loss_caption_clipped", limit=f"{DRAWN_LIMIT:g}"))
     reference_bad = Trace(reference, 0, []).first_nonfinite_epoch
     if reference_bad:
         caption.append(text("reference_diverged", epoch=reference_bad))

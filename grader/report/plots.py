@@ -23,6 +23,7 @@ from grader.check.captured import Trace
 from grader.report.i18n import Text
 
 LOG_RATIO = 1e3  # finite losses spanning more than this ratio are drawn on a log axis
+DRAWN_LIMIT = 1e100  # larger losses are drawn at this height: axis margins past ~1e300 overflow
 MAX_POINTS = 4000  # longer curves are thinned to about this many points (markers use every epoch)
 DPI = 100
 COLORS = {"student": "#1a73e8", "reference": "#5f6368", "inf": "#e37400", "nan": "#c5221f"}
@@ -50,28 +51,40 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def wants_log_scale(*curves: np.ndarray) -> bool:
-    """Log axis when the losses diverge: non-finite values, or a span over LOG_RATIO."""
+def y_scale(*curves: np.ndarray) -> str:
+    """`log` when the losses diverge (non-finite values, or positive ones spanning over
+    LOG_RATIO), `symlog` when such losses also reach zero or below, else `linear`."""
     values = np.concatenate([c for c in curves if c.size] or [np.empty(0)])
     finite = values[np.isfinite(values)]
-    if not finite.size or (finite <= 0).any():
-        return False
-    return bool((~np.isfinite(values)).any() or finite.max() / finite.min() > LOG_RATIO)
+    positive = finite[finite > 0]
+    if not positive.size:
+        return "linear"
+    if not ((~np.isfinite(values)).any() or positive.max() / positive.min() > LOG_RATIO):
+        return "linear"
+    return "log" if positive.size == finite.size else "symlog"
+
+
+def wants_log_scale(*curves: np.ndarray) -> bool:
+    return y_scale(*curves) != "linear"
+
+
+def beyond_drawn_limit(*curves: np.ndarray) -> bool:
+    """Whether some finite loss is drawn at ±DRAWN_LIMIT instead of its own height."""
+    return any(bool((np.abs(c[np.isfinite(c)]) > DRAWN_LIMIT).any()) for c in curves)
 
 
 def _thin(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Epoch numbers (1-based) and finite losses, thinned to about MAX_POINTS points."""
     step = max(1, math.ceil(losses.size / MAX_POINTS))
     epochs = np.arange(1, losses.size + 1)[::step]
-    shown = losses[::step]
-    return epochs, np.where(np.isfinite(shown), shown, np.nan)
+    shown = np.clip(losses[::step], -DRAWN_LIMIT, DRAWN_LIMIT)
+    return epochs, np.where(np.isfinite(losses[::step]), shown, np.nan)
 
 
 def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> bytes:
     """The student's loss per epoch over the reference's, with the first inf and nan marked."""
     student, expected = np.asarray(losses, dtype=float), np.asarray(reference, dtype=float)
-    # A float64 run can reach 1e308; the log axis's margin then overflows harmlessly.
-    with rc_context({"font.family": list(_font_families())}), np.errstate(over="ignore"):
+    with rc_context({"font.family": list(_font_families())}):
         figure = _figure(7.5, 3.6)
         axes = figure.add_subplot()
         if expected.size:
@@ -89,8 +102,11 @@ def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> b
         if reference_bad and reference_bad != first_bad:
             axes.axvline(reference_bad, color=COLORS["reference"], linestyle=":", linewidth=1.2,
                          label=text("plot_reference_nonfinite", epoch=reference_bad))
-        if wants_log_scale(student, expected):
+        scale = y_scale(student, expected)
+        if scale == "log":
             axes.set_yscale("log", nonpositive="mask")
+        elif scale == "symlog":
+            axes.set_yscale("symlog")
         axes.set_xlabel(text("plot_epoch"))
         axes.set_ylabel(text("plot_loss"))
         axes.grid(alpha=0.3)

@@ -8,15 +8,18 @@ and the Gradescope `gradescope/<student>/results.json`. For the LMS: `lms.csv`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import math
+from collections import Counter
 from pathlib import Path
 
 from grader.config import Assignment
 from grader.report.document import Block, Image, to_html, to_markdown
 from grader.report.exports import gradescope_results, lms_csv
 from grader.report.feedback import feedback_page, points
-from grader.fsutil import write_atomic, write_bytes_atomic
+from grader.fsutil import safe_name, write_atomic, write_bytes_atomic
 from grader.grade import GradeReport
 from grader.report.i18n import Text
 from grader.report.summary import RunSettings, summary_page
@@ -37,12 +40,38 @@ def gradebook_csv(reports: list[GradeReport]) -> str:
 
 
 def output_names(reports: list[GradeReport]) -> dict[str, str]:
-    """File name stem per submission: the student id, plus the extension where ids collide."""
-    counts: dict[str, int] = {}
-    for r in reports:
-        counts[r.student] = counts.get(r.student, 0) + 1
-    return {r.file: r.student if counts[r.student] == 1 else f"{r.student}{Path(r.file).suffix or '.noext'}"
-            for r in reports}
+    """A distinct, safe file name stem per submission: the student id, plus the file's
+    extension where one student has several files, plus a hash of the file's path where
+    names still collide (`bob.ipynb.ipynb` next to `bob.ipynb` and `bob.json`); each file
+    renamed so is told in a note."""
+    counts = Counter(r.student for r in reports)
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for r in sorted(reports, key=lambda r: r.file):
+        wanted = safe_name(r.student if counts[r.student] == 1 else f"{r.student}{Path(r.file).suffix or '.noext'}")
+        name = wanted
+        if name.casefold() in taken:  # also on case-insensitive file systems
+            name = safe_name(f"{wanted}~{hashlib.sha256(r.file.encode('utf-8', 'replace')).hexdigest()[:8]}")
+            r.notes.append(f"another file's outputs would have the same name, so this file's are named `{name}`")
+        taken.add(name.casefold())
+        names[r.file] = name
+    return names
+
+
+def strict_json(value, **options) -> str:
+    """JSON that strict parsers accept: nan and ±inf become the strings "NaN", "Infinity",
+    "-Infinity" instead of bare NaN/Infinity."""
+    return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def write_page(folder: Path, stem: str, title: str, blocks: list[Block], lang: str, markdown: bool) -> None:
@@ -56,20 +85,48 @@ def write_page(folder: Path, stem: str, title: str, blocks: list[Block], lang: s
         write_atomic(folder / f"{stem}.md", to_markdown(title, blocks, image_path))
 
 
+def write_student(folder: Path, name: str, report: GradeReport, assignment: Assignment,
+                  reference_losses: list[float], settings: RunSettings) -> None:
+    """One submission's feedback page, results file and Gradescope results."""
+    text = Text(settings.lang)
+    title, blocks = feedback_page(report, assignment, reference_losses, text)
+    write_page(folder / "feedback", name, title, blocks, settings.lang, markdown=True)
+    write_atomic(folder / "results" / f"{name}.json", strict_json(report.to_json(), indent=1) + "\n")
+    write_atomic(folder / "gradescope" / name / "results.json",
+                 strict_json(gradescope_results(report, text), indent=1, ensure_ascii=False) + "\n")
+
+
+def mark_unwritable(report: GradeReport, exc: Exception) -> GradeReport:
+    """Make a report whose outputs failed to write a grader-error row (its points kept for the
+    TA), and return the bare report to write in their place: nothing of the detail that failed."""
+    reason = (f"the grader could not write this submission's feedback ({type(exc).__name__}: {exc}); "
+              "a TA must review it").encode("utf-8", errors="backslashreplace").decode("utf-8")
+    report.status, report.reason = "grader-error", reason
+    return GradeReport(report.student, report.file, "grader-error", reason, content_hash=report.content_hash)
+
+
 def write_reports(out_dir: Path, assignment: Assignment, reports: list[GradeReport], settings: RunSettings,
-                  reference_losses: list[float]) -> None:
-    """All outputs; `reference_losses` is the PUBLIC reference curve drawn under each student's."""
+                  reference_losses: list[float]) -> list[GradeReport]:
+    """All outputs; `reference_losses` is the PUBLIC reference curve drawn under each student's.
+
+    A submission whose own outputs fail becomes a grader-error row (returned, so its cached
+    grade can be dropped) and the batch goes on: gradebook, LMS file and summary are always written.
+    """
     folder = out_dir / assignment.name
     names = output_names(reports)
-    text = Text(settings.lang)
+    failed = []
     for report in reports:
-        name = names[report.file]
-        title, blocks = feedback_page(report, assignment, reference_losses, text)
-        write_page(folder / "feedback", name, title, blocks, settings.lang, markdown=True)
-        write_atomic(folder / "results" / f"{name}.json", json.dumps(report.to_json(), indent=1) + "\n")
-        write_atomic(folder / "gradescope" / name / "results.json",
-                     json.dumps(gradescope_results(report, text), indent=1, ensure_ascii=False) + "\n")
+        try:
+            write_student(folder, names[report.file], report, assignment, reference_losses, settings)
+        except Exception as exc:  # whatever a student's file holds, it never costs the class its gradebook
+            failed.append(report)
+            bare = mark_unwritable(report, exc)
+            try:
+                write_student(folder, names[report.file], bare, assignment, reference_losses, settings)
+            except Exception:  # the gradebook row already says a TA must look
+                pass
     write_atomic(folder / "gradebook.csv", gradebook_csv(reports))
     write_atomic(folder / "lms.csv", lms_csv(reports))
-    title, blocks = summary_page(assignment, reports, settings, names, text)
+    title, blocks = summary_page(assignment, reports, settings, names, Text(settings.lang))
     write_page(folder, "summary", title, blocks, settings.lang, markdown=False)
+    return failed

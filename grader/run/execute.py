@@ -27,6 +27,8 @@ from nbformat import NotebookNode
 from grader.check.captured import Captured, load_captured
 from grader.config import ExecutionSettings
 from grader.errors import CaptureError
+from grader.fsutil import remove_tree
+from grader.run.channels import CUT_MARK
 from grader.run.kernel import kernel_code
 from grader.run.notebook import first_line
 from grader.run.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
@@ -35,6 +37,7 @@ TRACEBACK_CHARS = 4000
 SUBMISSION_COPY = "submission.ipynb"
 EVALUE_CHARS = 500
 LOG_TAIL_CHARS = 500
+CAPPED_CLIENT = "grader.run.channels.CappedKernelClient"
 
 
 @dataclass(frozen=True)
@@ -104,22 +107,23 @@ class GraderKernelManager(AsyncKernelManager):
 
 
 class BoundedClient(NotebookClient):
-    """nbclient's client, keeping at most `max_output_chars` of output per cell."""
+    """nbclient's client, keeping at most `max_output_chars` of output per cell, no widget
+    state, and each cell's execute reply: a cell's status is what the kernel says it
+    executed, not what it displayed (an Output widget can swallow a displayed error)."""
 
     def __init__(self, *args, max_output_chars: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_output_chars = max_output_chars
         self.output_chars: dict[int, int] = {}
+        self.replies: dict[int, dict] = {}  # execute reply content by cell index
+        self.cut_notes: list[str] = []  # what was dropped, said once per cell and kind
 
     def output(self, outs, msg, display_id, cell_index):
+        cut = msg.get("metadata", {}).get(CUT_MARK)
+        if cut:
+            self._note_cut(cell_index, f"{cut['type']} messages over {cut['limit']:,} bytes were dropped")
         if msg["msg_type"] == "error":
-            # Kept whatever was printed before, since it decides the cell's status; cut to size.
-            content = msg["content"]
-            content["ename"] = str(content.get("ename", ""))[:EVALUE_CHARS]
-            content["evalue"] = str(content.get("evalue", ""))[:EVALUE_CHARS]
-            content["traceback"] = [_shorten_traceback(list(map(str, content.get("traceback") or [])),
-                                                       TRACEBACK_CHARS)]
-            return super().output(outs, msg, display_id, cell_index)
+            _cut_error(msg["content"])
         used = self.output_chars.get(cell_index, 0)
         if used > self.max_output_chars:
             return None
@@ -128,8 +132,31 @@ class BoundedClient(NotebookClient):
         if used + size > self.max_output_chars:
             notice = f"[output cut: this cell printed more than {self.max_output_chars:,} characters]\n"
             outs.append(NotebookNode(output_type="stream", name="stderr", text=notice))
+            self._note_cut(cell_index, f"output beyond {self.max_output_chars:,} characters was cut")
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Widget messages are not kept: nothing of a widget is graded, its state can be
+        any size, and an Output widget would redirect the cell's outputs into itself."""
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        if exec_reply is not None:
+            self.replies[cell_index] = _cut_error(exec_reply["content"])
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
+
+    def _note_cut(self, cell_index: int, what: str) -> None:
+        note = f"cell {cell_index + 1}: {what}"
+        if note not in self.cut_notes:
+            self.cut_notes.append(note)
+
+
+def _cut_error(content: dict) -> dict:
+    """An error's name, message and traceback cut to size, in place."""
+    content["ename"] = str(content.get("ename", ""))[:EVALUE_CHARS]
+    content["evalue"] = str(content.get("evalue", ""))[:EVALUE_CHARS]
+    content["traceback"] = [_shorten_traceback(list(map(str, content.get("traceback") or [])), TRACEBACK_CHARS)]
+    return content
 
 
 def kernel_environment(run_dir: Path, workdir: Path, device: str, cache_dir: Path | None) -> dict[str, str]:
@@ -191,13 +218,12 @@ def _shorten_traceback(parts: list[str], limit: int) -> str:
     return "\n".join(parts)[-limit:]
 
 
-def _error_of(cell: NotebookNode, index: int) -> CellProblem | None:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            trace = "\n".join(out.get("traceback", []))
-            return CellProblem(index, "error", out.get("ename", ""), out.get("evalue", ""), trace,
-                               first_line(cell.source))
-    return None
+def _error_of(reply: dict | None, cell: NotebookNode, index: int) -> CellProblem | None:
+    """The cell's error, from its execute reply (already cut to size by BoundedClient)."""
+    if reply is None or reply.get("status") != "error":
+        return None
+    return CellProblem(index, "error", reply["ename"], reply["evalue"], "\n".join(reply["traceback"]),
+                       first_line(cell.source))
 
 
 async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: RunOptions) -> ExecutionResult:
@@ -212,7 +238,7 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
     (workdir / SUBMISSION_COPY).write_text(json.dumps(nb), encoding="utf-8")  # the notebook as it runs
 
     km = GraderKernelManager(transport="ipc", ip=str(ipc_dir / "kernel"),
-                             connection_file=str(ipc_dir / "kernel.json"))
+                             connection_file=str(ipc_dir / "kernel.json"), client_class=CAPPED_CLIENT)
     client = BoundedClient(nb, km=km, timeout=settings.cell_timeout, allow_errors=True,
                            startup_timeout=settings.startup_timeout, record_timing=False,
                            max_output_chars=settings.max_output_chars, shutdown_kernel="immediate")
@@ -243,6 +269,7 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         result.capture_error = f"the kernel could not be started or prepared: {exc}{_log_tail(run_dir / 'kernel.log')}"
     finally:
         await _clean_up(km, client, sandbox, run_dir, result)
+        result.notes += client.cut_notes
         result.seconds = time.monotonic() - started
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
         result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
@@ -262,7 +289,7 @@ async def _clean_up(km, client, sandbox, run_dir: Path, result: ExecutionResult)
             result.notes += await sandbox.close()
         except asyncio.CancelledError as exc:
             cancelled = exc
-    shutil.rmtree(run_dir, ignore_errors=True)
+    remove_tree(run_dir)
     if cancelled is not None:
         raise cancelled
 
@@ -307,7 +334,7 @@ async def _run_cells(client, nb, settings, deadline, result) -> None:
             result.status = "error"
             result.problems.append(CellProblem(index, "dead-kernel", "", "", "", first_line(cell.source)))
             return
-        problem = _error_of(cell, index)
+        problem = _error_of(client.replies.get(index), cell, index)
         if problem:
             result.problems.append(problem)
             if result.status == "ok":

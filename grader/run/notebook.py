@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import numpy as np
 from nbformat import NotebookNode
 
 from grader.config import Variant
@@ -20,6 +22,15 @@ from grader.author.selfcheck import strip_selfcheck_lines
 
 LOCKED = "locked"
 ANSWER = "answer"
+# Parse cost is bounded before parsing: a 14 MB file of `{}` would take gigabytes and minutes.
+MAX_NESTING = 64  # a notebook nests about 8 deep
+MAX_CONTAINERS = 200_000  # JSON objects plus arrays
+MAX_VALUES = 1_000_000  # elements of all of them (a 20 MB notebook has about 400,000 lines of text)
+MAX_CELLS = 5_000
+MAX_OUTPUTS = 20_000
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def tags(cell: NotebookNode) -> list[str]:
@@ -38,12 +49,16 @@ def read_notebook_bytes(data: bytes, max_bytes: int) -> NotebookNode:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidSubmission("the file is not UTF-8 text, so it is not a Jupyter notebook") from None
+    check_json_shape(data)
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidSubmission(f"the file is not valid JSON (line {exc.lineno}: {exc.msg}); was it saved as .ipynb?") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
         raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
+    check_cell_counts(raw)
+    if SURROGATE_ESCAPE.search(data):  # only a \u escape can make a lone surrogate: UTF-8 cannot
+        text = json.dumps(without_surrogates(raw))
     major = raw.get("nbformat")
     if major not in (3, 4):
         raise InvalidSubmission(f"unsupported notebook format version {major!r}; save it again with Jupyter")
@@ -55,6 +70,47 @@ def read_notebook_bytes(data: bytes, max_bytes: int) -> NotebookNode:
         if "source" not in cell or "cell_type" not in cell:
             raise InvalidSubmission("a cell has no type or no source; the notebook is damaged")
     return nb
+
+
+def check_json_shape(data: bytes) -> None:
+    """Refuse JSON nested deeper than MAX_NESTING or holding over MAX_CONTAINERS objects and
+    arrays or MAX_VALUES values, counted on the bytes (strings blanked out) before anything
+    is built from them."""
+    structure = np.frombuffer(JSON_STRING.sub(b'""', data), dtype=np.uint8)
+    opens = (structure == ord("{")) | (structure == ord("["))
+    closes = (structure == ord("}")) | (structure == ord("]"))
+    containers = int(opens.sum())
+    if containers > MAX_CONTAINERS:
+        raise InvalidSubmission(f"the file holds {containers:,} JSON objects and arrays, over the limit of "
+                                f"{MAX_CONTAINERS:,}; a notebook has far fewer")
+    values = int((structure == ord(",")).sum()) + containers
+    if values > MAX_VALUES:
+        raise InvalidSubmission(f"the file holds over {MAX_VALUES:,} JSON values, the limit; a notebook has far fewer")
+    depth = int(np.cumsum(opens.astype(np.int32) - closes).max(initial=0))
+    if depth > MAX_NESTING:
+        raise InvalidSubmission(f"the file nests JSON {depth:,} levels deep, over the limit of {MAX_NESTING}; "
+                                "a notebook nests about 8")
+
+
+def check_cell_counts(raw: dict) -> None:
+    cells = raw.get("cells", raw.get("worksheets"))
+    if len(cells) > MAX_CELLS:
+        raise InvalidSubmission(f"the notebook has {len(cells):,} cells, over the limit of {MAX_CELLS:,}")
+    outputs = sum(len(c["outputs"]) for c in cells if isinstance(c, dict) and isinstance(c.get("outputs"), list))
+    if outputs > MAX_OUTPUTS:
+        raise InvalidSubmission(f"the notebook has {outputs:,} saved outputs, over the limit of {MAX_OUTPUTS:,}")
+
+
+def without_surrogates(value):
+    """`value` with each lone surrogate (a \\udcff escape: not text) replaced by U+FFFD, so
+    every string can be written as UTF-8 and sent to a kernel."""
+    if isinstance(value, str):
+        return SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
+    return value
 
 
 def read_notebook(path: Path, max_bytes: int) -> NotebookNode:

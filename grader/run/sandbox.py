@@ -10,6 +10,11 @@ against its memory limit and cannot fill a disk.
 bubblewrap starts as root: it can then bind an interpreter under /root (mode 700) and
 needs no user namespace, so the kernel is the real uid `nobody` on the host, not root
 in disguise. `setpriv` drops to `nobody` as the last step, before student code runs.
+
+Without root (`UnprivilegedSandbox`), bubblewrap makes a user namespace where the kernel
+is `nobody` (the grading user outside), with the same namespaces, filesystem view, /proc
+masks and seccomp filter; no cgroup can be had, so rlimits bound what they can (see
+`limits_in_force`) and the run folder is on disk, not in memory.
 """
 
 from __future__ import annotations
@@ -28,12 +33,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.config import ExecutionSettings
+from grader.fsutil import remove_tree
+from grader.run.seccomp import seccomp_filter
 
 RUN_PREFIX = "grader-run-"  # then the grader's pid: run folders and cgroups are named alike
 MEMORY_SCRATCH = Path("/dev/shm")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
              "localtime", "hosts", "alternatives", "fonts", "ssl")
-INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`) and grade as root, "
+KERNEL_FOLDERS = ("work", "capture", "ipc")  # of a run folder: the only ones bound into its sandbox
+PROC_MASKS = "proc-masks"  # of a run folder: what the sandbox's host-wide /proc files show instead
+# Host-wide /proc files whose content moves with the machine's load, memory or interrupts:
+# one run could signal another through them (the hidden seed to the public run).
+PROC_LOAD_FILES = {"loadavg": "0.00 0.00 0.00 1/1 1\n", "stat": "", "uptime": "", "meminfo": "", "vmstat": "",
+                   "schedstat": "", "diskstats": "", "interrupts": "", "softirqs": "", "pressure": None}
+SECCOMP_FILE = "seccomp.bpf"  # of a run folder
+INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`); grade as root for "
+                "cgroup limits, or as any user where unprivileged user namespaces are allowed; "
                 "or pass --no-sandbox to grade without isolation")
 
 
@@ -142,11 +157,58 @@ def bwrap_arguments(run_dir: Path, device: str) -> list[str]:
     if device == "cuda":
         for node in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind", str(node), str(node)]
-    args += _with_parents(run_dir, made) + ["--bind", str(run_dir), str(run_dir)]
+    for name in KERNEL_FOLDERS:  # not the run folder itself: it holds the filter and masks, root's
+        args += _with_parents(run_dir / name, made) + ["--bind-try", str(run_dir / name), str(run_dir / name)]
+    args += proc_mask_arguments(run_dir / PROC_MASKS)
     # Inside, only the run folder and tmpfs are writable; the kernel's own parent is pid 1.
     args += ["--setenv", "JPY_PARENT_PID", "1", "--setenv", "IPYTHONDIR", "/tmp/ipython",
              "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib"]
     return args
+
+
+def proc_mask_arguments(masks: Path) -> list[str]:
+    """bwrap arguments showing each host-wide load file of /proc as `write_private_files` wrote it
+    (a folder, like /proc/pressure, as an empty one)."""
+    args = []
+    for name, content in PROC_LOAD_FILES.items():
+        if not Path("/proc", name).exists():  # this kernel has none: nothing to mask
+            continue
+        args += ["--tmpfs", f"/proc/{name}"] if content is None else ["--ro-bind", str(masks / name), f"/proc/{name}"]
+    return args
+
+
+def write_private_files(run_dir: Path) -> None:
+    """What the sandbox reads before the kernel starts: /proc masks (world-readable, since
+    bound in by themselves) and the seccomp filter (the grading user's only), in the private run folder."""
+    masks = run_dir / PROC_MASKS
+    masks.mkdir()
+    for name, content in PROC_LOAD_FILES.items():
+        if content is not None:
+            (masks / name).write_text(content)
+            (masks / name).chmod(0o644)
+    program = seccomp_filter()
+    if program is not None:
+        (run_dir / SECCOMP_FILE).write_bytes(program)
+        (run_dir / SECCOMP_FILE).chmod(0o600)
+
+
+def _seccomp_arguments(run_dir: Path) -> tuple[list[str], list[str]]:
+    """The shell step opening the run's seccomp filter as descriptor 3, and bwrap's option
+    reading it there (neither where no filter is built for this architecture)."""
+    seccomp = run_dir / SECCOMP_FILE
+    if not seccomp.exists():
+        return [], []
+    return [f"exec 3< {shlex.quote(str(seccomp))}"], ["--seccomp", "3"]
+
+
+def _make_private(run_dir: Path, uid: int, gid: int) -> None:
+    """The run folder root's and 0700, so no other user of the machine reaches a reference, a
+    hidden seed or a student's notebook in it; inside, everything is the kernel's, files 0600
+    and folders 0711 (bubblewrap, root without capabilities, must still enter `work`)."""
+    run_dir.chmod(0o700)
+    for path in run_dir.rglob("*"):
+        os.chown(path, uid, gid, follow_symlinks=False)
+        path.chmod(0o711 if path.is_dir() else 0o600)
 
 
 class KernelSandbox:
@@ -174,18 +236,19 @@ class KernelSandbox:
             raise
         # The run folder stays root's, so the kernel cannot swap one of its folders for a
         # link; what is inside is the kernel's.
-        run_dir.chmod(0o711)
-        for path in run_dir.rglob("*"):
-            os.chown(path, self.uid, self.gid, follow_symlinks=False)
+        _make_private(run_dir, self.uid, self.gid)
+        write_private_files(run_dir)
 
     def command(self, cmd: list[str], connection_file: str) -> list[str]:
         """`cmd` wrapped: join the cgroups, set rlimits, enter bubblewrap, drop to `nobody`."""
         os.chown(connection_file, self.uid, self.gid)
+        open_filter, seccomp = _seccomp_arguments(self.run_dir)
         join = " && ".join([*(f"echo $$ > {shlex.quote(str(folder / 'cgroup.procs'))}" for folder in self.cgroups),
-                            "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", 'exec "$@"'])
+                            "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", *open_filter,
+                            'exec "$@"'])
         # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
-                *bwrap_arguments(self.run_dir, self.device),
+                *bwrap_arguments(self.run_dir, self.device), *seccomp,
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
                 "--", shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
                 "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
@@ -247,6 +310,61 @@ class Unsandboxed:
         return []
 
 
+class UnprivilegedSandbox:
+    """A kernel's sandbox made without root: bubblewrap in a user namespace, rlimits for limits.
+
+    What holds and what does not is `limits_in_force(False)`: no cgroup bounds the kernel,
+    so memory is bounded per process (RLIMIT_DATA: heap and anonymous memory, not files),
+    each file written (RLIMIT_FSIZE) but not their total, and processes plus threads
+    (RLIMIT_NPROC) per uid, counted with the grading user's own processes and the other
+    kernels running at once.
+    """
+
+    def __init__(self, run_dir: Path, settings: ExecutionSettings, device: str):
+        self.run_dir = run_dir
+        self.settings = settings
+        self.device = device
+        _make_private(run_dir, os.getuid(), os.getgid())  # the kernel is this user outside
+        write_private_files(run_dir)
+
+    def command(self, cmd: list[str], connection_file: str) -> list[str]:
+        open_filter, seccomp = _seccomp_arguments(self.run_dir)
+        memory = self.settings.memory_limit_mb * 2**20
+        return ["/bin/sh", "-c", " && ".join([*open_filter, 'exec "$@"']), "sh",
+                shutil.which("prlimit") or "prlimit", "--core=0", f"--cpu={int(self.settings.cpu_time_limit)}",
+                f"--data={memory}", f"--fsize={memory}",
+                f"--nproc={_tasks_of(os.getuid()) + self.settings.max_processes}",
+                "--", shutil.which("bwrap") or "bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534",
+                *bwrap_arguments(self.run_dir, self.device), *seccomp, "--cap-drop", "ALL", "--", *cmd]
+
+    async def close(self) -> list[str]:
+        return []  # the kernel's pid namespace ends with it; no cgroup counted what it hit
+
+
+def _tasks_of(uid: int) -> int:
+    """Processes plus threads of `uid` now: RLIMIT_NPROC counts them all."""
+    count = 0
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if process.stat().st_uid == uid:
+                count += len(os.listdir(process / "task"))
+        except OSError:  # gone meanwhile
+            continue
+    return count
+
+
+def limits_in_force(root: bool) -> str:
+    """What the sandbox bounds in this mode, as said at the start of a sandboxed run."""
+    common = ("no network; own pid, IPC, host-name and mount namespaces; the interpreter read-only and the "
+              "run folder; host-wide /proc load files masked; seccomp filter; CPU time per process")
+    if root:
+        return (f"sandbox as root: {common}; uid nobody without capabilities; cgroups bound each kernel's memory "
+                "(files it writes included) and its processes plus threads")
+    return (f"sandbox without root (user namespace): {common}; no cgroups, so memory is bounded per process "
+            "(heap and anonymous memory, not files), each file written but not their total, and processes plus "
+            "threads per uid, shared with this user's processes and the other kernels running at once")
+
+
 def _left_behind(name: str) -> bool:
     """Whether a run folder or cgroup belongs to a grader (pid in its name) that is gone."""
     pid, dash, _ = name[len(RUN_PREFIX):].partition("-")
@@ -267,16 +385,19 @@ async def remove_leftovers() -> None:
     for scratch in (MEMORY_SCRATCH, Path(tempfile.gettempdir())):
         for folder in scratch.glob(f"{RUN_PREFIX}*"):
             if _left_behind(folder.name):
-                shutil.rmtree(folder, ignore_errors=True)
-    roots = find_cgroups()
+                remove_tree(folder)
+    roots = find_cgroups() if os.geteuid() == 0 else None
     if roots is not None:
-        await _kill_and_remove([cgroup for root in {roots.memory, roots.pids}
-                                for cgroup in root.glob(f"{RUN_PREFIX}*") if _left_behind(cgroup.name)])
+        try:
+            await _kill_and_remove([cgroup for root in {roots.memory, roots.pids}
+                                    for cgroup in root.glob(f"{RUN_PREFIX}*") if _left_behind(cgroup.name)])
+        except RuntimeError as exc:  # never a reason not to grade
+            print(f"grader: warning: {exc}", file=sys.stderr)
 
 
 def make_run_dir(sandboxed: bool) -> Path:
-    """A private run folder, in memory when sandboxed (see the module docstring)."""
-    scratch = MEMORY_SCRATCH if sandboxed else None
+    """A private run folder, in memory when sandboxed as root (see the module docstring)."""
+    scratch = MEMORY_SCRATCH if sandboxed and os.geteuid() == 0 else None
     return Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=scratch))
 
 
@@ -284,6 +405,8 @@ def open_sandbox(sandboxed: bool, run_dir: Path, settings: ExecutionSettings, de
     """The sandbox for a kernel about to start in `run_dir` (call `close` when it stopped)."""
     if not sandboxed:
         return Unsandboxed()
+    if os.geteuid() != 0:
+        return UnprivilegedSandbox(run_dir, settings, device)
     roots = find_cgroups()
     if roots is None:
         raise RuntimeError("no cgroup memory and pids controllers")
@@ -294,14 +417,13 @@ async def sandbox_problem() -> str | None:
     """Why kernels cannot be sandboxed here, or None when a trial sandbox ran Python."""
     if sys.platform != "linux":
         return "sandboxing needs Linux"
-    if os.geteuid() != 0:
-        return "sandboxing needs root (each kernel gets the uid `nobody` and cgroup limits of its own)"
-    for tool in ("bwrap", "setpriv"):
+    root = os.geteuid() == 0
+    for tool in ("bwrap", "setpriv") if root else ("bwrap", "prlimit"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed"
-    if find_cgroups() is None:
+    if root and find_cgroups() is None:
         return "no cgroup memory and pids controllers are available to limit kernels"
-    if not MEMORY_SCRATCH.is_dir():
+    if root and not MEMORY_SCRATCH.is_dir():
         return f"{MEMORY_SCRATCH} (a memory file system) is missing"
     run_dir = make_run_dir(True)
     try:
@@ -315,7 +437,11 @@ async def sandbox_problem() -> str | None:
         finally:
             await sandbox.close()
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        remove_tree(run_dir)
     if trial.returncode != 0:
-        return f"a trial sandbox failed: {trial.stderr.strip()[-500:] or f'exit status {trial.returncode}'}"
+        detail = trial.stderr.strip()[-500:] or f"exit status {trial.returncode}"
+        if not root:
+            detail += " (without root, bubblewrap needs unprivileged user namespaces: kernel.unprivileged_userns_clone=1, " \
+                      "user.max_user_namespaces > 0, and no AppArmor restriction on them)"
+        return f"a trial sandbox failed: {detail}"
     return None
