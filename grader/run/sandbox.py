@@ -33,6 +33,8 @@ RUN_PREFIX = "grader-run-"  # then the grader's pid: run folders and cgroups are
 MEMORY_SCRATCH = Path("/dev/shm")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
              "localtime", "hosts", "alternatives", "fonts", "ssl")
+# Set inside every sandbox: the kernel's parent there is pid 1, its folders are the sandbox's /tmp.
+SANDBOX_ENV = {"JPY_PARENT_PID": "1", "IPYTHONDIR": "/tmp/ipython", "MPLCONFIGDIR": "/tmp/matplotlib"}
 INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`) and grade as root, "
                 "or pass --no-sandbox to grade without isolation")
 
@@ -144,8 +146,8 @@ def bwrap_arguments(run_dir: Path, device: str) -> list[str]:
             args += ["--dev-bind", str(node), str(node)]
     args += _with_parents(run_dir, made) + ["--bind", str(run_dir), str(run_dir)]
     # Inside, only the run folder and tmpfs are writable; the kernel's own parent is pid 1.
-    args += ["--setenv", "JPY_PARENT_PID", "1", "--setenv", "IPYTHONDIR", "/tmp/ipython",
-             "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib"]
+    for name, value in SANDBOX_ENV.items():
+        args += ["--setenv", name, value]
     return args
 
 
@@ -178,14 +180,14 @@ class KernelSandbox:
         for path in run_dir.rglob("*"):
             os.chown(path, self.uid, self.gid, follow_symlinks=False)
 
-    def command(self, cmd: list[str], connection_file: str) -> list[str]:
+    def command(self, cmd: list[str], connection_file: str, bwrap_options: list[str] = ()) -> list[str]:
         """`cmd` wrapped: join the cgroups, set rlimits, enter bubblewrap, drop to `nobody`."""
         os.chown(connection_file, self.uid, self.gid)
         join = " && ".join([*(f"echo $$ > {shlex.quote(str(folder / 'cgroup.procs'))}" for folder in self.cgroups),
                             "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", 'exec "$@"'])
         # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
-                *bwrap_arguments(self.run_dir, self.device),
+                *bwrap_arguments(self.run_dir, self.device), *bwrap_options,
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
                 "--", shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
                 "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
