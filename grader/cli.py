@@ -242,8 +242,8 @@ async def check_reference_command(args) -> int:
             problems.append(f"reference scored {report.score:g}/{report.max_score:g} ({report.status}) "
                             + "; ".join(lost + ([report.reason] if report.reason else [])))
         if args.record_golden and not problems:
-            record_golden(grader.assignment, grader.check.reference, options.device)
-        differences = compare_golden(grader.assignment, grader.check.reference, options.device)
+            record_golden(grader.assignment, grader.reference, options.device)
+        differences = compare_golden(grader.assignment, grader.reference, options.device)
         environment = environment_label(options.device)
         if differences is None:
             golden = f"no golden values recorded for {environment} (add them with --record-golden)"
