@@ -241,7 +241,7 @@ async def fork_kernel(sandbox, argv: list[str], env: dict[str, str], cwd: str, l
     placeholder = None
     if isinstance(sandbox, KernelSandbox):
         placeholder, pid = await _start_placeholder(sandbox, argv[argv.index("-f") + 1], env)
-        request["env"].update(SANDBOX_ENV)
+        request["env"].update(SANDBOX_ENV, PWD=cwd)  # as the sandbox's `sh` sets it
         request["sandbox"] = {"pid": pid, "uid": sandbox.uid, "gid": sandbox.gid,
                               "cpu_seconds": int(sandbox.settings.cpu_time_limit),
                               "cgroup_procs": [str(folder / "cgroup.procs") for folder in sandbox.cgroups]}
