@@ -93,9 +93,12 @@ def test_a_forked_kernel_looks_and_is_isolated_like_a_fresh_one(tmp_path, monkey
                                  "'0000000000000000', '0000000000000000', '1'] | sandbox | ['lo'] | False")
 
 
-def test_a_dead_parent_is_started_again(tmp_path):
+def test_one_parent_serves_every_run_and_a_dead_one_is_started_again(tmp_path):
     run_probe(tmp_path)
-    os.kill(forkserver.SERVER.process.pid, signal.SIGKILL)
+    parent = forkserver.SERVER.process.pid
+    run_probe(tmp_path)
+    assert forkserver.SERVER.process.pid == parent
+    os.kill(parent, signal.SIGKILL)
     forkserver.SERVER.process.wait()
     run_probe(tmp_path)
     assert forkserver.SERVER.process.poll() is None

@@ -33,7 +33,7 @@ from grader.run.sandbox import SANDBOX_ENV, KernelSandbox
 from grader.run.zygote import receive, reply
 
 ENGINE_SWITCH = "GRADER_KERNELS"  # "fresh": start every kernel as a fresh process
-PER_RUN_VARIABLES = ("HOME", "MPLCONFIGDIR", "IPYTHONDIR", "JPY_PARENT_PID", "JPY_SESSION_NAME")
+PER_RUN_VARIABLES = ("HOME", "PWD", "MPLCONFIGDIR", "IPYTHONDIR", "JPY_PARENT_PID", "JPY_SESSION_NAME")
 WARM_UP_TIMEOUT = 180.0
 FORK_TIMEOUT = 30.0
 NAME_ROOM = " " * 1024  # an argument of the parent's, overwritten by each kernel's command line
@@ -216,7 +216,7 @@ async def _start_placeholder(sandbox: KernelSandbox, connection_file: str,
         command = sandbox.command(PLACEHOLDER, connection_file, bwrap_options=["--info-fd", str(info_write)])
         placeholder = await asyncio.create_subprocess_exec(
             *command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            pass_fds=[info_write], env=env)
+            pass_fds=[info_write], env=env, start_new_session=True)  # a Ctrl-C is the grader's, not bwrap's
     finally:
         os.close(info_write)
     try:
