@@ -19,11 +19,13 @@ What it does, in order (every number it prints is measured in this run):
    submission's code cells exactly as the grader would run them (locked cells restored,
    once per variant: public and hidden), timed with time.process_time().
 4. Grades every submission with `grader grade` as a subprocess (one per assignment), with
-   --workers = cores by default. Wall time is taken around the subprocess; CPU time is the
-   rusage of the grader process and every kernel it started and reaped (os.wait4 on the
-   grader; the grader also reports its own RUSAGE_SELF / RUSAGE_CHILDREN split and peak
-   RSS, the largest child being the largest kernel).
-   Overhead per submission = CPU per submission - students' compute per submission.
+   --workers = cores by default, sandboxed unless --no-sandbox. Wall time is taken around
+   the subprocess; CPU time is that of a cgroup (cpuacct on v1, cpu.stat on v2) the
+   subprocess starts in, so every kernel, sandboxed or not, and the kernel parent count
+   (rusage from os.wait4 where no cgroup can be made). The same is done for a small batch
+   (the first --base submissions): marginal cost per submission = (cost for N − cost for
+   the small batch) / (N − its size), so the fixed start-up (the kernel parent's imports,
+   the grader's own) is reported apart. Overhead = marginal CPU − students' compute.
 5. Scaling: the same batch graded again with --workers 1 and 2 (a run with the main
    worker count is reused), reported as the ratio of wall times.
 6. Comparison: the first K regression_ab submissions graded one by one by otter-grader
@@ -127,10 +129,35 @@ def grader_env() -> dict[str, str]:
     return env
 
 
+def cpu_cgroup() -> tuple[Path, str] | None:
+    """A new cgroup that counts CPU (v1 cpuacct, else v2 with the cpu controller): its
+    folder and the file holding its usage; None where none can be made (not root)."""
+    name = f"grading-speed-{os.getpid()}-{time.monotonic_ns()}"
+    for folder, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"), (Path("/sys/fs/cgroup"), "cpu.stat")):
+        if (folder / usage).exists() or (folder / "cgroup.controllers").exists():
+            try:
+                (folder / name).mkdir()
+            except OSError:
+                continue
+            return folder / name, usage
+    return None
+
+
+def cgroup_cpu_seconds(folder: Path, usage: str) -> float:
+    text = (folder / usage).read_text()
+    if usage == "cpuacct.usage":
+        return int(text) / 1e9
+    return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+
+
 def run_measured(cmd: list[str], *, env=None, cwd=None, log_path: Path | None = None, timeout=None) -> dict:
-    """Run a command to completion; wall time around it, CPU and peak RSS of its whole
-    reaped process tree from os.wait4."""
+    """Run a command to completion; wall time around it, CPU of everything it started
+    from a cgroup of its own (so kernels reaped inside a sandbox's pid namespace, and
+    the kernel parent, count), else from os.wait4; peak RSS from os.wait4."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    cgroup = cpu_cgroup()
+    if cgroup:  # the command joins the cgroup before it starts
+        cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup[0] / "cgroup.procs"), *cmd]
     try:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
@@ -148,10 +175,22 @@ def run_measured(cmd: list[str], *, env=None, cwd=None, log_path: Path | None = 
             time.sleep(0.05)
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+        if cgroup:
+            for _ in range(200):  # the grader's kernel parent and sandboxes end just after it
+                if not (cgroup[0] / "cgroup.procs").read_text().split():
+                    break
+                time.sleep(0.05)
+            cpu = cgroup_cpu_seconds(*cgroup)
     finally:
         if log_path:
             out.close()
-    return {"rc": proc.returncode, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+        if cgroup:
+            try:
+                cgroup[0].rmdir()
+            except OSError:
+                log(f"left the cgroup {cgroup[0]} (processes still in it)")
+    return {"rc": proc.returncode, "wall": wall, "cpu": cpu, "cpu_from": "cgroup" if cgroup else "rusage",
             "maxrss_mb": usage.ru_maxrss / 1024}
 
 
@@ -328,9 +367,28 @@ def student_compute(work: Path, folder: Path) -> dict[str, float]:
     return json.loads(out.read_text())
 
 
-def grade_batch(work: Path, folder: Path, workers: int, args, counts: dict[str, int]) -> dict:
+def base_folder(work: Path, folder: Path, base: int) -> tuple[Path, dict[str, int]]:
+    """The first `base` submissions of each assignment: the small batch that marginal
+    costs are measured against."""
+    small, counts = work / "submissions-base", {}
+    for assignment in ASSIGNMENTS:
+        files = sorted((folder / assignment).glob("*.ipynb"))[:base]
+        (small / assignment).mkdir(parents=True, exist_ok=True)
+        for path in files:
+            shutil.copy(path, small / assignment / path.name)
+        counts[assignment] = len(files)
+    return small, counts
+
+
+def marginal(big: dict, small: dict, key: str) -> float:
+    """(cost for N − cost for the small batch) / (N − its size): fixed start-up left out."""
+    extra = big["n"] - small["n"]
+    return (big[key] - small[key]) / extra if extra > 0 else float("nan")
+
+
+def grade_batch(work: Path, folder: Path, workers: int, args, counts: dict[str, int], tag: str = "") -> dict:
     """Grade every assignment's folder with `workers` kernels, from the prepared cache."""
-    tag = f"w{workers}"
+    tag = tag or f"w{workers}"
     cache = work / f"cache-{tag}"
     shutil.rmtree(cache, ignore_errors=True)
     shutil.copytree(work / "cache-prepared", cache)
@@ -470,7 +528,7 @@ def fmt(seconds: float, digits: int = 2) -> str:
     return "n/a" if seconds != seconds else f"{seconds:.{digits}f} s"
 
 
-def report(info, args, counts, prepared, compute, batches, otter, load_before, load_after) -> str:
+def report(info, args, counts, prepared, compute, batches, base, otter, load_before, load_after) -> str:
     main = batches[args.workers]
     lines = [
         "## Grading speed",
@@ -482,9 +540,11 @@ def report(info, args, counts, prepared, compute, batches, otter, load_before, l
         "",
         f"Grading with `--workers {args.workers}` (each submission runs twice: public and hidden variant; "
         "references already cached; fresh result cache; "
-        + ("inside the sandbox" if args.sandbox else "`--no-sandbox`, so that the kernels' CPU time is counted: "
-           "a sandboxed kernel is reaped in its own pid namespace; the sandbox adds 15–25 ms per kernel, "
-           "measured by `benchmarks/sandbox_overhead.py`") + "):",
+        + ("inside the sandbox" if args.sandbox else "`--no-sandbox`")
+        + "; CPU counted by " + ("a cgroup around the whole grader, kernels and kernel parent included"
+                                 if next(iter(main["assignments"].values()))["cpu_from"] == "cgroup" else "rusage (no cgroup could be made: sandboxed "
+                                 "kernels reaped in their own pid namespace are missing)")
+        + f"; marginal = (cost for N − cost for the first {args.base}) / (N − {args.base})):",
         "",
     ]
     columns = [a for a in ASSIGNMENTS if counts.get(a)]
@@ -505,8 +565,12 @@ def report(info, args, counts, prepared, compute, batches, otter, load_before, l
     row("&nbsp;&nbsp;of which the grader process", lambda m, a: fmt(m["grader_cpu"] / m["n"]))
     row("students' own compute per submission (2 runs; median)", lambda m, a: fmt(median(own(a)), 3))
     row("students' own compute per submission (2 runs; mean)", lambda m, a: fmt(statistics.mean(own(a)), 3))
-    row("**overhead per submission** (CPU − students' mean compute; goal ≤ 0.50 s)",
-        lambda m, a: f"**{fmt(m['cpu'] / m['n'] - statistics.mean(own(a)))}**")
+    row("**marginal CPU per submission**", lambda m, a: f"**{fmt(marginal(m, base['assignments'][a], 'cpu'))}**")
+    row("marginal wall per submission", lambda m, a: fmt(marginal(m, base['assignments'][a], 'wall')))
+    row("**marginal overhead per submission** (marginal CPU − students' mean compute)",
+        lambda m, a: f"**{fmt(marginal(m, base['assignments'][a], 'cpu') - statistics.mean(own(a)))}**")
+    row(f"fixed start-up (CPU, wall of the batch of {args.base})",
+        lambda m, a: f"{fmt(base['assignments'][a]['cpu'], 1)}, {fmt(base['assignments'][a]['wall'], 1)}")
     row("peak RSS: grader process / largest kernel",
         lambda m, a: f"{m['grader_maxrss_mb']:.0f} MB / {m['kernel_maxrss_mb']:.0f} MB")
     lines += ["", f"Reference runs (all assignments' `prepare`, before the batch, not counted above): "
@@ -531,12 +595,18 @@ def report(info, args, counts, prepared, compute, batches, otter, load_before, l
         ok = [r for r in runs if r["rc"] == 0 and r["score"] is not None]
         walls, cpus = [r["wall"] for r in ok], [r["cpu"] for r in ok]
         ours_wall = ours["wall"] / ours["n"]
+        ours_marginal = base["assignments"]["regression_ab"]
         lines += [f"regression_ab, the first {len(runs)} generated submissions"
                   + (f" ({len(runs) - len(ok)} failed under otter: {', '.join(otter['failed'])})"
                      if len(ok) < len(runs) else "") + ":", "",
                   "| | otter run | grader | otter ÷ grader (> 1: the grader is faster) |", "|---|---|---|---|",
                   f"| wall per submission (otter: median; grader: batch wall / N, `--workers {args.workers}`) "
-                  f"| {fmt(median(walls))} | {fmt(ours_wall)} | ×{median(walls) / ours_wall:.1f} |"]
+                  f"| {fmt(median(walls))} | {fmt(ours_wall)} | ×{median(walls) / ours_wall:.1f} |",
+                  f"| marginal wall per submission (otter: median; grader: marginal, `--workers {args.workers}`) "
+                  f"| {fmt(median(walls))} | {fmt(marginal(ours, ours_marginal, 'wall'))} | "
+                  f"×{median(walls) / marginal(ours, ours_marginal, 'wall'):.1f} |",
+                  f"| marginal CPU per submission (otter: median) | {fmt(median(cpus))} | "
+                  f"{fmt(marginal(ours, ours_marginal, 'cpu'))} | ×{median(cpus) / marginal(ours, ours_marginal, 'cpu'):.1f} |"]
         if 1 in batches and args.workers != 1:
             one = batches[1]["assignments"]["regression_ab"]
             lines.append(f"| wall per submission, grader with `--workers 1` | {fmt(median(walls))} | "
@@ -572,10 +642,10 @@ def parse_args(argv):
     p.add_argument("--results", type=Path, default=BENCH / "results.md", help="Markdown output (default %(default)s)")
     p.add_argument("--work", type=Path, help="working folder (default: a new temporary folder, removed afterwards)")
     p.add_argument("--keep", action="store_true", help="keep the working folder (logs, notebooks, grades)")
-    p.add_argument("--sandbox", action="store_true",
-                   help="grade inside the sandbox; off by default because a sandboxed kernel is reaped inside its "
-                        "own pid namespace, so its CPU time never reaches the grader's rusage "
-                        "(the sandbox's own cost is measured by benchmarks/sandbox_overhead.py)")
+    p.add_argument("--base", type=int, default=2,
+                   help="submissions per assignment in the small batch marginal costs are measured against (default 2)")
+    p.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                   help="grade without the sandbox (CPU is counted by a cgroup either way, where one can be made)")
     args = p.parse_args(argv)
     args.argv = argv
     args.scaling = sorted({int(w) for w in args.scaling.split(",") if w.strip()})
@@ -616,6 +686,8 @@ def main(argv: list[str]) -> int:
         made = generate_submissions(folder, counts)
         prepared = prepare_references(work, args)
         compute = student_compute(work, folder)
+        small, small_counts = base_folder(work, folder, args.base)
+        base = grade_batch(work, small, args.workers, args, small_counts, tag="base")
         batches = {args.workers: grade_batch(work, folder, args.workers, args, counts)}
         for workers in args.scaling:
             if workers not in batches:
@@ -628,11 +700,12 @@ def main(argv: list[str]) -> int:
                 otter = {"error": f"{type(exc).__name__}: {exc}"}
                 log(f"otter comparison not measured: {otter['error']}")
         load_after = os.getloadavg()[0]
-        text = report(info, args, counts, prepared, compute, batches, otter, load_before, load_after)
+        text = report(info, args, counts, prepared, compute, batches, base, otter, load_before, load_after)
         print(text)
         args.results.write_text(text + "\n")
         (work / "raw.json").write_text(json.dumps({"info": info, "prepared": prepared | {"values": "..."},
-                                                   "compute": compute, "batches": batches, "otter": otter},
+                                                   "compute": compute, "batches": batches, "base": base,
+                                                   "otter": otter},
                                                   indent=1, default=str))
         log(f"written {args.results}")
     finally:

@@ -4,6 +4,10 @@ Each task runs `python -m grader grade-one` as a subprocess on the worker, feedi
 notebook's bytes on stdin and getting one JSON report back, so a crashing submission
 cannot take the worker down and workers need no shared filesystem with the client, only
 the same course folder and environment.
+
+Each `grade-one` subprocess starts its own kernel parent (grader/run/forkserver.py), so
+a task pays the parent's imports (~3 CPU-s) once for its two runs; one parent per
+worker, kept across tasks, is not built.
 """
 
 from __future__ import annotations

@@ -209,15 +209,16 @@ def run_batch(course: Path, submissions: Path, out: Path, *extra: str) -> Batch:
 
 
 def running(pid: int) -> list[str]:
-    """Processes of the grader with this pid (kernels, bwrap): their command lines name its run folders."""
-    prefix, found = f"{RUN_PREFIX}{pid}-".encode(), []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    """Processes of the grader with this pid: kernels and bwrap (their command lines name its
+    run folders) and its kernel parent (started with GRADER_PID=pid)."""
+    prefix, parent, found = f"{RUN_PREFIX}{pid}-".encode(), f"\0GRADER_PID={pid}\0".encode(), []
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            text = cmdline.read_bytes()
+            text, environment = (process / "cmdline").read_bytes(), b"\0" + (process / "environ").read_bytes()
         except OSError:  # gone meanwhile
             continue
-        if prefix in text:
-            found.append(text.replace(b"\0", b" ").decode(errors="replace"))
+        if prefix in text or parent in environment:
+            found.append(text.replace(b"\0", b" ").decode(errors="replace").strip())
     return found
 
 

@@ -9,6 +9,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.config import ExecutionSettings
 from grader.errors import MissingValue
+from grader.run import forkserver
 from grader.run.execute import RunOptions, run_notebook
 
 import pytest
@@ -21,8 +22,10 @@ def run(*sources, capture=(), settings=None, device="cpu"):
 
 
 def our_kernels() -> list[str]:
-    """Kernels started by this test process (other processes on the machine may run their own)."""
-    found = subprocess.run(["pgrep", "-a", "-P", str(os.getpid())], capture_output=True, text=True).stdout
+    """Kernels started by this test process, fresh or forked from its kernel parent (other
+    processes on the machine may run their own)."""
+    parents = [os.getpid()] + ([forkserver.SERVER.process.pid] if forkserver.SERVER.process else [])
+    found = subprocess.run(["pgrep", "-a", "-P", ",".join(map(str, parents))], capture_output=True, text=True).stdout
     return [line for line in found.splitlines() if "ipykernel_launcher" in line]
 
 

@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
@@ -29,6 +30,7 @@ from grader.config import ExecutionSettings
 from grader.errors import CaptureError
 from grader.fsutil import remove_tree
 from grader.run.channels import CUT_MARK
+from grader.run.forkserver import KernelProvisioner
 from grader.run.kernel import kernel_code
 from grader.run.notebook import first_line
 from grader.run.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
@@ -89,7 +91,8 @@ class ExecutionResult:
 
 
 class GraderKernelManager(AsyncKernelManager):
-    """A kernel manager whose command line the grader decides, not a kernelspec on disk."""
+    """A kernel manager whose command line the grader decides, not a kernelspec on disk;
+    its kernels are forked from a pre-imported parent where possible (grader/run/forkserver.py)."""
 
     sandbox: KernelSandbox | Unsandboxed  # set before the kernel starts
     # Interrupts go as messages: a SIGINT would reach the sandbox's bwrap and end it.
@@ -99,11 +102,19 @@ class GraderKernelManager(AsyncKernelManager):
     def kernel_spec(self) -> KernelSpec:
         return self.spec
 
+    def kernel_argv(self) -> list[str]:
+        """The kernel's own command line, as a fresh process runs it (and a forked one shows it)."""
+        return [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
+                "--HistoryManager.enabled=False"]
+
     def format_kernel_cmd(self, extra_arguments=None):
-        return self.sandbox.command([
-            sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
-            "--HistoryManager.enabled=False", *(extra_arguments or []),
-        ], self.connection_file)
+        return self.sandbox.command([*self.kernel_argv(), *(extra_arguments or [])], self.connection_file)
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self.provisioner is None:
+            self.kernel_id = self.kernel_id or str(uuid.uuid4())
+            self.provisioner = KernelProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+        return await super()._async_pre_start_kernel(**kw)
 
 
 class BoundedClient(NotebookClient):
@@ -354,13 +365,15 @@ async def _capture(client, options, settings, capture_dir, result) -> None:
 
 
 async def _stop_kernel(km: GraderKernelManager, client: NotebookClient) -> None:
-    """Kill the kernel's whole process group and release every socket and file."""
+    """Kill the kernel's whole process group (no polite shutdown: the capture is read)
+    and release every socket and file."""
     try:
         if client.kc is not None:
             client.kc.stop_channels()
         if km.has_kernel:
-            pgid = km.provisioner.pgid if km.provisioner else None
-            await km.shutdown_kernel(now=True)
+            pgid = km.provisioner.pgid
+            await km.provisioner.kill()
+            await km.provisioner.wait()
             if pgid:
                 try:
                     os.killpg(pgid, signal.SIGKILL)

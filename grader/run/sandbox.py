@@ -47,6 +47,8 @@ PROC_MASKS = "proc-masks"  # of a run folder: what the sandbox's host-wide /proc
 PROC_LOAD_FILES = {"loadavg": "0.00 0.00 0.00 1/1 1\n", "stat": "", "uptime": "", "meminfo": "", "vmstat": "",
                    "schedstat": "", "diskstats": "", "interrupts": "", "softirqs": "", "pressure": None}
 SECCOMP_FILE = "seccomp.bpf"  # of a run folder
+# Set inside every sandbox: the kernel's parent there is pid 1, its folders are the sandbox's /tmp.
+SANDBOX_ENV = {"JPY_PARENT_PID": "1", "IPYTHONDIR": "/tmp/ipython", "MPLCONFIGDIR": "/tmp/matplotlib"}
 INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run `make`); grade as root for "
                 "cgroup limits, or as any user where unprivileged user namespaces are allowed; "
                 "or pass --no-sandbox to grade without isolation")
@@ -161,8 +163,8 @@ def bwrap_arguments(run_dir: Path, device: str) -> list[str]:
         args += _with_parents(run_dir / name, made) + ["--bind-try", str(run_dir / name), str(run_dir / name)]
     args += proc_mask_arguments(run_dir / PROC_MASKS)
     # Inside, only the run folder and tmpfs are writable; the kernel's own parent is pid 1.
-    args += ["--setenv", "JPY_PARENT_PID", "1", "--setenv", "IPYTHONDIR", "/tmp/ipython",
-             "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib"]
+    for name, value in SANDBOX_ENV.items():
+        args += ["--setenv", name, value]
     return args
 
 
@@ -239,7 +241,7 @@ class KernelSandbox:
         _make_private(run_dir, self.uid, self.gid)
         write_private_files(run_dir)
 
-    def command(self, cmd: list[str], connection_file: str) -> list[str]:
+    def command(self, cmd: list[str], connection_file: str, bwrap_options: list[str] = ()) -> list[str]:
         """`cmd` wrapped: join the cgroups, set rlimits, enter bubblewrap, drop to `nobody`."""
         os.chown(connection_file, self.uid, self.gid)
         open_filter, seccomp = _seccomp_arguments(self.run_dir)
@@ -248,7 +250,7 @@ class KernelSandbox:
                             'exec "$@"'])
         # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
-                *bwrap_arguments(self.run_dir, self.device), *seccomp,
+                *bwrap_arguments(self.run_dir, self.device), *seccomp, *bwrap_options,
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
                 "--", shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
                 "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
