@@ -22,7 +22,7 @@ from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
 from grader.grade import AssignmentGrader, collect_submissions
 from grader.report.i18n import LANGUAGES, course_language
-from grader.report.manual import MANUAL_FILE, merge_manual, write_manual_files
+from grader.report.manual import MANUAL_FILE, merge_manual, read_manual_grades, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
 from grader.check.reference import compare_golden, environment_label, record_golden
 from grader.author.release import build_release
@@ -138,6 +138,8 @@ async def options_from(args, sandbox_required: bool = True) -> GradeOptions:
 async def grade_assignment(name: str, paths: list[Path], args, options: GradeOptions, client=None) -> AssignmentSummary:
     """Grade the files under `paths`, write every output, and summarise."""
     started = time.monotonic()
+    folder = args.out / name
+    ta_file = read_manual_grades(folder / MANUAL_FILE)  # a file Excel saved oddly stops the run before grading
     grader = AssignmentGrader(load_assignment(args.course, name), options)
     files = collect_submissions(paths)
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
@@ -152,9 +154,8 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
         remote = remote_grader(client, grader, args.course)
     reports = await grader.grade_all(files, progress.update, remote)
     progress.finish()
-    folder = args.out / name
-    merge_manual(reports, grader.assignment.manual, folder / MANUAL_FILE)
-    write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or name)
+    merge_manual(reports, grader.assignment.manual, ta_file)
+    write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or name, ta_file)
     import torch
 
     settings = RunSettings(datetime.datetime.now().astimezone().isoformat(timespec="seconds"), __version__,

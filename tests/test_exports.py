@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 from grader.check.checks import CheckResult
 from grader.config import load_assignment
@@ -56,9 +57,18 @@ def test_gradescope_marks_hidden_checks_and_keeps_their_values_out():
 
 def test_lms_csv_one_row_per_student_best_file_and_blank_when_a_ta_must_look():
     reports = [graded("alice"), graded("bob", 1.661, file="bob.ipynb"), graded("bob", file="bob_v2.ipynb"),
-               graded("carol", status="grader-error"), graded("dave", 0.5, status="error")]
-    rows = list(csv.reader(io.StringIO(lms_csv(reports))))
-    assert rows == [["student_id", "score"], ["alice", "6"], ["bob", "6"], ["carol", ""], ["dave", "0"]]
+               graded("carol", status="grader-error"), graded("dave", 0.5, status="error"), graded("erin")]
+    reports[-1].manual = [CheckResult("why", "public", "Why?", 0.0, 2.0, "pending", "x", "x")]
+    assert lms_csv(reports) == [["student_id", "score"], ["alice", "6"], ["bob", "6"], ["carol", ""],
+                                ["dave", "0"], ["erin", ""]], "erin's answer is not graded yet: no final score"
+
+
+def test_lms_ids_follow_the_download_names_of_canvas_moodle_and_gradescope():
+    reports = [graded("kimminsu_12345_67890_hw1"), graded("kimminsu_LATE_12345_67891_hw1-1", 1.661),
+               graded("Lee Jiwoo_880123_assignsubmission_file_hw1"), graded("export__submission_4242__hw1"),
+               graded("park_hw1")]
+    assert lms_csv(reports) == [["student_id", "score"], ["12345", "6"], ["880123", "6"], ["park_hw1", "6"],
+                                ["submission_4242", "6"]]
 
 
 def test_failures_group_by_reason_across_students():
@@ -86,6 +96,25 @@ def test_summary_page_has_histogram_pass_rates_trouble_and_settings():
     assert "name &#x27;Y&#x27; is not defined" in page
     for setting in ("2.13.0+cpu", "<td>sandbox</td><td>off</td>", "<td>device</td><td>cpu</td>"):
         assert setting in page
+
+
+def test_csv_cells_from_students_never_reach_a_spreadsheet_as_formulas(tmp_path):
+    evil = graded("=HYPERLINK(\"http://x\",\"y\")", status="error")
+    evil.reason = "@SUM(1+1)"
+    reports = [evil, graded("-2+3"), graded("+1"), graded("bob", 1.661)]
+    write_reports(tmp_path, load_assignment(ROOT, "regression_ab"), reports, SETTINGS, [3.0, 2.0, 1.0])
+    folder = tmp_path / "regression_ab"
+    for name in ("gradebook.csv", "lms.csv"):
+        data = (folder / name).read_bytes()
+        assert data.startswith(b"\xef\xbb\xbf"), "UTF-8 with a byte-order mark, for Excel"
+        cells = [cell for row in csv.reader(io.StringIO(data.decode("utf-8-sig"))) for cell in row]
+        formulas = [c for c in cells if c.startswith(("=", "@")) or
+                    (c.startswith(("+", "-")) and not re.fullmatch(r"[+-][\d.]+", c))]
+        assert not formulas
+        assert "'=HYPERLINK(\"http://x\",\"y\")" in cells and "'-2+3" in cells and "+1" in cells
+    book = list(csv.DictReader(io.StringIO((folder / "gradebook.csv").read_text(encoding="utf-8-sig"))))
+    assert [r["reason"] for r in book if r["status"] == "error"] == ["'@SUM(1+1)"]
+    assert [(r["student"], r["score"]) for r in book][-1] == ("bob", "0"), "scores stay numbers"
 
 
 def test_write_reports_writes_every_output(tmp_path):

@@ -42,7 +42,7 @@ def test_grading_writes_feedback_with_plots_summary_and_exports(tmp_path, cache_
         assert {t["visibility"] for t in results["tests"]} == {"visible", "after_published"}
     summary = (out / "summary.html").read_text()
     assert summary.count("data:image/png;base64,") == 1 and 'href="feedback/error_name_error.html"' in summary
-    rows = list(csv.reader((out / "lms.csv").open()))
+    rows = list(csv.reader((out / "lms.csv").open(encoding="utf-8-sig")))
     assert rows == [["student_id", "score"], ["correct_matmul", "12"], ["error_name_error", "1"],
                     ["invalid_not_a_notebook", "0"]]
     english = grader("grade", "regression_ab", str(folder / "correct_matmul.ipynb"), "--lang", "en",

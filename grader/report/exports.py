@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from grader.config import PUBLIC_VARIANT
 from grader.grade import GradeReport
 from grader.report.i18n import Text
+from grader.report.lmsids import student_key
 
 LMS_COLUMNS = ["student_id", "score"]
 # Gradescope shows a hidden variant's result once grades are published; its output never
@@ -15,20 +13,26 @@ LMS_COLUMNS = ["student_id", "score"]
 HIDDEN_VISIBILITY = "after_published"
 
 
-def lms_csv(reports: list[GradeReport]) -> str:
-    """One row per student: the highest score over their files, blank where a TA must look first.
+def final_score(report: GradeReport) -> float | None:
+    """The score an LMS may record, or None while a TA must still look (a grader-error, an
+    answer not graded yet): a number that looks final but is not is never exported."""
+    if report.status == "grader-error" or any(c.status == "pending" for c in report.manual):
+        return None
+    return report.score
 
-    A file the grader could not grade (grader-error) never becomes a number in the LMS.
-    """
+
+def lms_scores(reports: list[GradeReport], roster: dict[str, str] | None = None) -> dict[str, float | None]:
+    """Per LMS student id (see `lmsids`): the highest score over their files, None if any is not final."""
     scores: dict[str, list[float | None]] = {}
     for report in reports:
-        scores.setdefault(report.student, []).append(None if report.status == "grader-error" else report.score)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(LMS_COLUMNS)
-    for student, found in sorted(scores.items()):
-        writer.writerow([student, "" if None in found else f"{max(found):g}"])
-    return buffer.getvalue()
+        scores.setdefault(student_key(report.student, roster), []).append(final_score(report))
+    return {student: None if None in found else max(found) for student, found in sorted(scores.items())}
+
+
+def lms_csv(reports: list[GradeReport]) -> list[list[str]]:
+    """One row per student, the score blank where it is not final yet."""
+    return [LMS_COLUMNS] + [[student, "" if score is None else f"{score:g}"]
+                            for student, score in lms_scores(reports).items()]
 
 
 def gradescope_results(report: GradeReport, text: Text) -> dict:

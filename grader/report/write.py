@@ -7,12 +7,11 @@ and the Gradescope `gradescope/<student>/results.json`. For the LMS: `lms.csv`.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 from grader.config import Assignment
+from grader.report.csvfile import write_csv
 from grader.report.document import Block, Image, to_html, to_markdown
 from grader.report.exports import gradescope_results, lms_csv
 from grader.report.feedback import feedback_page, points
@@ -22,18 +21,16 @@ from grader.report.i18n import Text
 from grader.report.summary import RunSettings, summary_page
 
 
-def gradebook_csv(reports: list[GradeReport]) -> str:
+def gradebook_csv(reports: list[GradeReport]) -> list[list[str]]:
     labels = []
     for report in reports:
         labels += [c.label for c in report.checks + report.manual if c.label not in labels]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", "file", "score", "max_score", "status", "reason", *labels])
+    rows = [["student", "file", "score", "max_score", "status", "reason", *labels]]
     for r in sorted(reports, key=lambda r: (r.student, r.file)):
         by_label = {c.label: "" if c.status == "pending" else points(c.points) for c in r.checks + r.manual}
-        writer.writerow([r.student, r.file, points(r.score), points(r.max_score), r.status, r.reason,
-                         *(by_label.get(label, "") for label in labels)])
-    return buffer.getvalue()
+        rows.append([r.student, r.file, points(r.score), points(r.max_score), r.status, r.reason,
+                     *(by_label.get(label, "") for label in labels)])
+    return rows
 
 
 def output_names(reports: list[GradeReport]) -> dict[str, str]:
@@ -69,7 +66,7 @@ def write_reports(out_dir: Path, assignment: Assignment, reports: list[GradeRepo
         write_atomic(folder / "results" / f"{name}.json", json.dumps(report.to_json(), indent=1) + "\n")
         write_atomic(folder / "gradescope" / name / "results.json",
                      json.dumps(gradescope_results(report, text), indent=1, ensure_ascii=False) + "\n")
-    write_atomic(folder / "gradebook.csv", gradebook_csv(reports))
-    write_atomic(folder / "lms.csv", lms_csv(reports))
+    write_csv(folder / "gradebook.csv", gradebook_csv(reports))
+    write_csv(folder / "lms.csv", lms_csv(reports))
     title, blocks = summary_page(assignment, reports, settings, names, text)
     write_page(folder, "summary", title, blocks, settings.lang, markdown=False)
