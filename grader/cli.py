@@ -20,9 +20,15 @@ from pathlib import Path
 from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
-from grader.grade import AssignmentGrader, collect_submissions
-from grader.report.i18n import LANGUAGES, course_language
-from grader.report.manual import MANUAL_FILE, merge_manual, read_manual_grades, write_manual_files
+from grader.author.autograder import build_autograder, submitted_notebook
+from grader.fsutil import write_atomic
+from grader.grade import AssignmentGrader, GradeReport, collect_submissions
+from grader.report.canvas import fill_canvas
+from grader.report.csvfile import write_csv
+from grader.report.exports import gradescope_failure, gradescope_results, lms_scores
+from grader.report.i18n import LANGUAGES, Text, course_language
+from grader.report.lmsids import read_roster
+from grader.report.manual import MANUAL_FILE, TaFile, merge_manual, read_manual_grades, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
 from grader.check.reference import compare_golden, environment_label, record_golden
 from grader.author.release import build_release
@@ -94,6 +100,34 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--course", type=Path, default=Path("."),
                          help="folder holding assignments/ and reference/ (default: current folder)")
 
+    autograder = commands.add_parser("gradescope-autograder",
+                                     help="build the autograder zip to upload to a Gradescope programming assignment")
+    autograder.add_argument("assignment", help="assignment name (a folder under assignments/)")
+    autograder.add_argument("--out", type=Path, default=Path("autograder.zip"), help="default: autograder.zip")
+    autograder.add_argument("--course", type=Path, default=Path("."),
+                            help="folder holding assignments/ and reference/ (default: current folder)")
+
+    run = commands.add_parser("gradescope-run", help=argparse.SUPPRESS)  # what run_autograder runs
+    run.add_argument("assignment")
+    run.add_argument("--submission", type=Path, required=True, help="the folder of the student's files")
+    run.add_argument("--results", type=Path, required=True, help="where results.json goes")
+    run.add_argument("--lang", choices=LANGUAGES)
+    common(run)
+
+    export = commands.add_parser("export", help="fill an LMS's own gradebook file with the grades")
+    lms = export.add_subparsers(dest="lms", required=True, parser_class=Parser)
+    canvas = lms.add_parser("canvas", help="fill the gradebook CSV exported from Canvas, for Canvas's import")
+    canvas.add_argument("assignment", help="assignment name, as graded into GRADES/<assignment>/")
+    canvas.add_argument("--gradebook", type=Path, required=True,
+                        help="the CSV from Canvas: Grades > Export > Export Entire Gradebook")
+    canvas.add_argument("--assignment-column", required=True,
+                        help='the Canvas column to fill, e.g. "HW1 (12345)" (the " (12345)" may be left out)')
+    canvas.add_argument("--grades", type=Path, default=Path("grades"), help="the grading output folder (default: grades)")
+    canvas.add_argument("--roster", type=Path,
+                        help="CSV with columns submission,student_id mapping file names to ids Canvas knows")
+    canvas.add_argument("--out", type=Path,
+                        help="the filled CSV to import (default: GRADES/<assignment>/canvas_import.csv)")
+
     one = commands.add_parser("grade-one", help=argparse.SUPPRESS)  # a cluster worker's task
     one.add_argument("assignment")
     one.add_argument("filename", help="the submission's file name; its bytes come on stdin")
@@ -111,9 +145,10 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-async def use_sandbox(args, required: bool) -> bool:
-    """Whether kernels run sandboxed. Students' notebooks must be, unless --no-sandbox;
-    the course's own reference notebooks run unsandboxed where no sandbox can be made."""
+async def use_sandbox(args, required: bool, fallback: str = "reference notebooks run without the sandbox") -> bool:
+    """Whether kernels run sandboxed. Students' notebooks must be, unless --no-sandbox (or
+    inside Gradescope's container, which may allow none); the course's own reference
+    notebooks run unsandboxed where no sandbox can be made."""
     if args.no_sandbox:
         return False
     problem = await sandbox_problem()
@@ -122,7 +157,7 @@ async def use_sandbox(args, required: bool) -> bool:
         return True
     if required:
         raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")
-    print(f"note: reference notebooks run without the sandbox ({problem})", file=sys.stderr)
+    print(f"note: {fallback} ({problem})", file=sys.stderr)
     return False
 
 
@@ -272,8 +307,68 @@ async def release_command(args) -> int:
     return EXIT_OK
 
 
+async def gradescope_autograder_command(args) -> int:
+    import torch
+
+    names = build_autograder(load_assignment(args.course, args.assignment), torch.__version__, args.out)
+    print(f"{args.out}: {len(names)} files (setup.sh, run_autograder, grader/, course/); upload it as the "
+          "autograder of a Gradescope programming assignment (README: Gradescope)")
+    return EXIT_OK
+
+
+async def gradescope_run_command(args) -> int:
+    """Grade the notebook in Gradescope's submission folder; always leave a results.json."""
+    assignment = load_assignment(args.course, args.assignment)
+    text = Text(args.lang or course_language(args.course))
+    path, problem = submitted_notebook(args.submission, assignment)
+    exit_code = EXIT_OK
+    if path is None:
+        results = gradescope_failure(text("gradescope_no_notebook", reason=problem))
+    else:
+        sandbox = await use_sandbox(args, required=False, fallback="grading WITHOUT the sandbox")
+        options = GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=1,
+                               sandbox=sandbox)
+        try:
+            grader = AssignmentGrader(assignment, options)
+            await grader.prepare()
+            report = await grader.grade_file(path, path.parent)
+        except GraderError as exc:
+            print(f"grader: cannot grade: {exc}", file=sys.stderr)
+            results, exit_code = gradescope_failure(text("gradescope_grader_error")), EXIT_NOT_GRADABLE
+        else:
+            merge_manual([report], assignment.manual, TaFile(args.results))  # pending: a TA grades them later
+            results = gradescope_results(report, text)
+    write_atomic(args.results, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    return exit_code
+
+
+async def export_canvas_command(args) -> int:
+    folder = args.grades / args.assignment / "results"
+    if not folder.is_dir():
+        raise UsageError(f"no grades in {folder}: run `grader grade {args.assignment} ...` first")
+    try:
+        reports = [GradeReport.from_json(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"cannot read the grades in {folder} ({exc}); grade again with --force") from None
+    roster = read_roster(args.roster) if args.roster else None
+    filled = fill_canvas(args.gradebook, args.assignment_column, lms_scores(reports, roster))
+    out = args.out or args.grades / args.assignment / "canvas_import.csv"
+    write_csv(out, filled.rows)
+    print(f"{out}: {filled.filled} score(s) filled in; import it in Canvas: Grades > Import")
+    for label, names in (("graded but not in the Canvas gradebook (check the file names or pass --roster)",
+                          filled.unknown),
+                         ("left blank: a TA must look first (grader-error or an answer not graded yet)",
+                          filled.not_final),
+                         ("in Canvas without a graded file (left unchanged)", filled.ungraded)):
+        if names:
+            print(f"  {label}: {', '.join(names)}")
+    return EXIT_OK
+
+
 COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
-            "check-reference": check_reference_command, "release": release_command}
+            "check-reference": check_reference_command, "release": release_command,
+            "gradescope-autograder": gradescope_autograder_command, "gradescope-run": gradescope_run_command,
+            "export": export_canvas_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,8 @@ from grader.report.i18n import Text
 from grader.report.lmsids import student_key
 
 LMS_COLUMNS = ["student_id", "score"]
-# Gradescope shows a hidden variant's result once grades are published; its output never
-# holds expected values (it is the check's student-safe `feedback`).
+# Gradescope shows a hidden variant's result, and the total that includes it, once grades
+# are published; its output never holds expected values (the check's student-safe `feedback`).
 HIDDEN_VISIBILITY = "after_published"
 
 
@@ -36,7 +36,12 @@ def lms_csv(reports: list[GradeReport]) -> list[list[str]]:
 
 
 def gradescope_results(report: GradeReport, text: Text) -> dict:
-    """The submission in Gradescope's results.json schema; every text in it is student-safe."""
+    """The submission in Gradescope's results.json schema; every text in it is student-safe.
+
+    One policy for hidden points: a check on a hidden variant is shown once grades are
+    published, and so is the top-level score (it includes those points), while the output
+    shown with it counts only public checks. Public checks are visible at once.
+    """
     tests = []
     for number, c in enumerate(report.checks + report.manual, start=1):
         hidden = c.variant != PUBLIC_VARIANT
@@ -54,8 +59,13 @@ def gradescope_results(report: GradeReport, text: Text) -> dict:
             test["score"] = c.points
             test["status"] = "passed" if c.status == "pass" else "failed"
         tests.append(test)
-    lines = [text("score", score=f"{report.score:g}", max_score=f"{report.max_score:g}")
-             + f" · {text('status')}: {text('status_' + report.status)}"]
+    public = [c for c in report.checks + report.manual if c.variant == PUBLIC_VARIANT]
+    has_hidden = len(public) < len(report.checks + report.manual)
+    score = text("public_score" if has_hidden else "score", score=f"{sum(c.points for c in public):g}",
+                 max_score=f"{sum(c.max_points for c in public):g}")
+    lines = [f"{score} · {text('status')}: {text('status_' + report.status)}"]
+    if has_hidden:
+        lines.append(text("hidden_after_publishing"))
     if report.status == "invalid":
         lines.append(text("invalid", reason=report.reason))
     lines += [f"- {text('note', note=note)}" for note in report.notes]
@@ -64,8 +74,14 @@ def gradescope_results(report: GradeReport, text: Text) -> dict:
         "execution_time": round(report.seconds),
         "output": "\n\n".join(lines),
         "output_format": "md",
-        "visibility": "visible",
+        "visibility": HIDDEN_VISIBILITY if has_hidden else "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
         "extra_data": {"student": report.student, "status": report.status},
     }
+
+
+def gradescope_failure(message: str) -> dict:
+    """results.json when nothing could be graded (no notebook, a grader fault): 0, and why."""
+    return {"score": 0.0, "output": message, "output_format": "md", "visibility": "visible",
+            "stdout_visibility": "hidden", "tests": [], "extra_data": {"status": "not graded"}}
