@@ -30,7 +30,7 @@ from grader.report.i18n import LANGUAGES, Text, course_language
 from grader.report.lmsids import read_roster
 from grader.report.manual import MANUAL_FILE, TaFile, merge_manual, read_manual_grades, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
-from grader.check.reference import compare_golden, environment_label, record_golden
+from grader.reference import compare_golden, environment_label, record_golden
 from grader.author.release import build_release
 from grader.report.write import write_reports
 from grader.run.runs import GradeOptions
@@ -278,8 +278,8 @@ async def check_reference_command(args) -> int:
             problems.append(f"reference scored {report.score:g}/{report.max_score:g} ({report.status}) "
                             + "; ".join(lost + ([report.reason] if report.reason else [])))
         if args.record_golden and not problems:
-            record_golden(grader.assignment, grader.check.reference, options.device)
-        differences = compare_golden(grader.assignment, grader.check.reference, options.device)
+            record_golden(grader.assignment, grader.reference, options.device)
+        differences = compare_golden(grader.assignment, grader.reference, options.device)
         environment = environment_label(options.device)
         if differences is None:
             golden = f"no golden values recorded for {environment} (add them with --record-golden)"
