@@ -20,7 +20,7 @@ from pathlib import Path
 from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
-from grader.author.autograder import build_autograder, submitted_notebook
+from grader.author.autograder import UNSANDBOXED_IN_CONTAINER, build_autograder, submitted_notebook
 from grader.fsutil import write_atomic
 from grader.grade import AssignmentGrader, GradeReport, collect_submissions
 from grader.report.canvas import fill_canvas
@@ -30,7 +30,7 @@ from grader.report.i18n import LANGUAGES, Text, course_language
 from grader.report.lmsids import read_roster
 from grader.report.manual import MANUAL_FILE, TaFile, merge_manual, read_manual_grades, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
-from grader.reference import compare_golden, environment_label, record_golden
+from grader.check.reference import compare_golden, environment_label, record_golden
 from grader.author.release import build_release
 from grader.report.write import write_reports
 from grader.run.runs import GradeOptions
@@ -336,6 +336,8 @@ async def gradescope_run_command(args) -> int:
             print(f"grader: cannot grade: {exc}", file=sys.stderr)
             results, exit_code = gradescope_failure(text("gradescope_grader_error")), EXIT_NOT_GRADABLE
         else:
+            if not sandbox:
+                report.notes.append(UNSANDBOXED_IN_CONTAINER)
             merge_manual([report], assignment.manual, TaFile(args.results))  # pending: a TA grades them later
             results = gradescope_results(report, text)
     write_atomic(args.results, json.dumps(results, indent=1, ensure_ascii=False) + "\n")

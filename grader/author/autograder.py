@@ -29,6 +29,8 @@ PROJECT = Path(__file__).resolve().parents[2]  # holds pyproject.toml and grader
 PROJECT_FILES = ("pyproject.toml", "README.md")
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"  # Gradescope's machines have no GPU
 RESULTS = "results/results.json"
+UNSANDBOXED_IN_CONTAINER = ("graded without the grader's sandbox, which this Gradescope container does not allow; "
+                            "the notebook ran in the container Gradescope makes for each submission")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder image.
