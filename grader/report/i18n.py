@@ -42,6 +42,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "manual": {"en": "Answers graded by a TA", "ko": "조교가 채점하는 답안"},
     "manual_pending": {"en": "not graded yet: a TA grades this answer by hand",
                        "ko": "아직 채점 전: 조교가 직접 채점합니다"},
+    "notebook_feedback": {"en": "Grader feedback", "ko": "채점 피드백"},
     "public_score": {"en": "Score on public checks: {score} / {max_score}",
                      "ko": "공개 항목 점수: {score} / {max_score}"},
     "hidden_after_publishing": {

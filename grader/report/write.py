@@ -2,7 +2,8 @@
 
 For TAs (full detail, hidden values included): `gradebook.csv`, `results/<student>.json`
 and `summary.html`. For students: `feedback/<student>.html` and `.md` (with its PNGs),
-and the Gradescope `gradescope/<student>/results.json`. For the LMS: `lms.csv`.
+their notebook with the feedback in it (`feedback/<student>.ipynb`), and the Gradescope
+`gradescope/<student>/results.json`. For the LMS: `lms.csv`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from grader.report.feedback import feedback_page, points
 from grader.fsutil import write_atomic, write_bytes_atomic
 from grader.grade import GradeReport
 from grader.report.i18n import Text
+from grader.report.notebook_feedback import feedback_notebook
 from grader.report.summary import RunSettings, summary_page
 
 
@@ -63,6 +65,9 @@ def write_reports(out_dir: Path, assignment: Assignment, reports: list[GradeRepo
         name = names[report.file]
         title, blocks = feedback_page(report, assignment, reference_losses, text)
         write_page(folder / "feedback", name, title, blocks, settings.lang, markdown=True)
+        notebook = feedback_notebook(report, assignment, text)
+        if notebook is not None:
+            write_atomic(folder / "feedback" / f"{name}.ipynb", notebook)
         write_atomic(folder / "results" / f"{name}.json", json.dumps(report.to_json(), indent=1) + "\n")
         write_atomic(folder / "gradescope" / name / "results.json",
                      json.dumps(gradescope_results(report, text), indent=1, ensure_ascii=False) + "\n")
