@@ -25,7 +25,7 @@ from grader.fsutil import write_atomic
 from grader.grade import AssignmentGrader, GradeReport, collect_submissions
 from grader.report.canvas import fill_canvas
 from grader.report.csvfile import write_csv
-from grader.report.exports import gradescope_failure, gradescope_results, lms_scores
+from grader.report.exports import gradescope_failure, gradescope_results, lms_csv, lms_scores
 from grader.report.i18n import LANGUAGES, Text, course_language
 from grader.report.lmsids import read_roster
 from grader.report.manual import MANUAL_FILE, TaFile, merge_manual, read_manual_grades, write_manual_files
@@ -114,19 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", choices=LANGUAGES)
     common(run)
 
-    export = commands.add_parser("export", help="fill an LMS's own gradebook file with the grades")
+    export = commands.add_parser("export", help="the grades of one assignment in an LMS's import format")
     lms = export.add_subparsers(dest="lms", required=True, parser_class=Parser)
+
+    def exported(p, out_default):
+        p.add_argument("assignment", help="assignment name, as graded into GRADES/<assignment>/")
+        p.add_argument("--grades", type=Path, default=Path("grades"), help="the grading output folder (default: grades)")
+        p.add_argument("--roster", type=Path,
+                       help="CSV with columns submission,student_id: file names (or the ids the LMS rule gives) "
+                            "to the ids the LMS knows")
+        p.add_argument("--out", type=Path, help=f"the CSV to import (default: GRADES/<assignment>/{out_default})")
+
     canvas = lms.add_parser("canvas", help="fill the gradebook CSV exported from Canvas, for Canvas's import")
-    canvas.add_argument("assignment", help="assignment name, as graded into GRADES/<assignment>/")
     canvas.add_argument("--gradebook", type=Path, required=True,
                         help="the CSV from Canvas: Grades > Export > Export Entire Gradebook")
     canvas.add_argument("--assignment-column", required=True,
                         help='the Canvas column to fill, e.g. "HW1 (12345)" (the " (12345)" may be left out)')
-    canvas.add_argument("--grades", type=Path, default=Path("grades"), help="the grading output folder (default: grades)")
-    canvas.add_argument("--roster", type=Path,
-                        help="CSV with columns submission,student_id mapping file names to ids Canvas knows")
-    canvas.add_argument("--out", type=Path,
-                        help="the filled CSV to import (default: GRADES/<assignment>/canvas_import.csv)")
+    exported(canvas, "canvas_import.csv")
+    exported(lms.add_parser("lms", help="student_id,score with ids mapped through --roster"), "lms_roster.csv")
 
     one = commands.add_parser("grade-one", help=argparse.SUPPRESS)  # a cluster worker's task
     one.add_argument("assignment")
@@ -344,15 +349,18 @@ async def gradescope_run_command(args) -> int:
     return exit_code
 
 
-async def export_canvas_command(args) -> int:
-    folder = args.grades / args.assignment / "results"
+def graded_reports(grades: Path, assignment: str) -> list[GradeReport]:
+    """The reports `grader grade` left in GRADES/<assignment>/results/, TA grades merged."""
+    folder = grades / assignment / "results"
     if not folder.is_dir():
-        raise UsageError(f"no grades in {folder}: run `grader grade {args.assignment} ...` first")
+        raise UsageError(f"no grades in {folder}: run `grader grade {assignment} ...` first")
     try:
-        reports = [GradeReport.from_json(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
-    except (ValueError, TypeError, KeyError) as exc:
+        return [GradeReport.from_json(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"cannot read the grades in {folder} ({exc}); grade again with --force") from None
-    roster = read_roster(args.roster) if args.roster else None
+
+
+def export_canvas(args, reports: list[GradeReport], roster: dict[str, str] | None) -> None:
     filled = fill_canvas(args.gradebook, args.assignment_column, lms_scores(reports, roster))
     out = args.out or args.grades / args.assignment / "canvas_import.csv"
     write_csv(out, filled.rows)
@@ -364,13 +372,27 @@ async def export_canvas_command(args) -> int:
                          ("in Canvas without a graded file (left unchanged)", filled.ungraded)):
         if names:
             print(f"  {label}: {', '.join(names)}")
+
+
+def export_lms(args, reports: list[GradeReport], roster: dict[str, str] | None) -> None:
+    out = args.out or args.grades / args.assignment / "lms_roster.csv"
+    rows = lms_csv(reports, roster)
+    write_csv(out, rows)
+    blank = [student for student, score in rows[1:] if not score]
+    print(f"{out}: {len(rows) - 1} student(s)" + (f"; blank, not final yet: {', '.join(blank)}" if blank else ""))
+
+
+async def export_command(args) -> int:
+    """The grades of one assignment in the format an LMS imports."""
+    roster = read_roster(args.roster) if args.roster else None
+    {"canvas": export_canvas, "lms": export_lms}[args.lms](args, graded_reports(args.grades, args.assignment), roster)
     return EXIT_OK
 
 
 COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
             "check-reference": check_reference_command, "release": release_command,
             "gradescope-autograder": gradescope_autograder_command, "gradescope-run": gradescope_run_command,
-            "export": export_canvas_command}
+            "export": export_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,3 +92,18 @@ def test_a_file_that_is_not_a_canvas_export_is_refused(graded, capsys):
     (graded / "export.csv").write_text("student_id,score\n101,3\n", encoding="utf-8")
     assert export(graded, "--assignment-column", "HW1") == 2
     assert "is not a Canvas gradebook export" in capsys.readouterr().err
+
+
+def test_export_lms_maps_file_names_through_the_roster(graded, capsys):
+    assert main(["export", "lms", "regression_ab", "--grades", str(graded / "grades"),
+                 "--roster", str(graded / "roster.csv")]) == 0
+    assert "4 student(s); blank, not final yet: 103" in capsys.readouterr().out
+    rows = list(csv.reader(io.StringIO((graded / "grades" / "regression_ab" / "lms_roster.csv")
+                                       .read_text(encoding="utf-8-sig"))))
+    assert rows == [["student_id", "score"], ["101", "3"], ["103", ""], ["104", "3"], ["2024002", "3"]]
+
+
+def test_export_before_grading_is_one_clear_line(tmp_path, capsys):
+    assert main(["export", "lms", "regression_ab", "--grades", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == \
+        f"grader: error: no grades in {tmp_path / 'regression_ab' / 'results'}: run `grader grade regression_ab ...` first"

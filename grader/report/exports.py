@@ -29,10 +29,10 @@ def lms_scores(reports: list[GradeReport], roster: dict[str, str] | None = None)
     return {student: None if None in found else max(found) for student, found in sorted(scores.items())}
 
 
-def lms_csv(reports: list[GradeReport]) -> list[list[str]]:
+def lms_csv(reports: list[GradeReport], roster: dict[str, str] | None = None) -> list[list[str]]:
     """One row per student, the score blank where it is not final yet."""
     return [LMS_COLUMNS] + [[student, "" if score is None else f"{score:g}"]
-                            for student, score in lms_scores(reports).items()]
+                            for student, score in lms_scores(reports, roster).items()]
 
 
 def gradescope_results(report: GradeReport, text: Text) -> dict:
