@@ -26,7 +26,7 @@ from grader.grade import AssignmentGrader, GradeReport, collect_submissions
 from grader.report.canvas import fill_canvas
 from grader.report.csvfile import write_csv
 from grader.report.exports import gradescope_failure, gradescope_results, lms_csv, lms_scores
-from grader.report.i18n import LANGUAGES, Text, course_language
+from grader.report.i18n import LANGUAGES, Text, both, course_language
 from grader.report.lmsids import read_roster
 from grader.report.manual import MANUAL_FILE, TaFile, merge_manual, read_manual_grades, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
@@ -321,30 +321,33 @@ async def gradescope_autograder_command(args) -> int:
     return EXIT_OK
 
 
-async def gradescope_run_command(args) -> int:
-    """Grade the notebook in Gradescope's submission folder; always leave a results.json."""
+async def gradescope_results_of(args) -> dict:
+    """results.json for the notebook in Gradescope's submission folder."""
     assignment = load_assignment(args.course, args.assignment)
     text = Text(args.lang or course_language(args.course))
     path, problem = submitted_notebook(args.submission, assignment)
-    exit_code = EXIT_OK
     if path is None:
-        results = gradescope_failure(text("gradescope_no_notebook", reason=problem))
-    else:
-        sandbox = await use_sandbox(args, required=False, fallback="grading WITHOUT the sandbox")
-        options = GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=1,
-                               sandbox=sandbox)
-        try:
-            grader = AssignmentGrader(assignment, options)
-            await grader.prepare()
-            report = await grader.grade_file(path, path.parent)
-        except GraderError as exc:
-            print(f"grader: cannot grade: {exc}", file=sys.stderr)
-            results, exit_code = gradescope_failure(text("gradescope_grader_error")), EXIT_NOT_GRADABLE
-        else:
-            if not sandbox:
-                report.notes.append(UNSANDBOXED_IN_CONTAINER)
-            merge_manual([report], assignment.manual, TaFile(args.results))  # pending: a TA grades them later
-            results = gradescope_results(report, text)
+        return gradescope_failure(text("gradescope_no_notebook", reason=problem))
+    sandbox = await use_sandbox(args, required=False, fallback="grading WITHOUT the sandbox")
+    options = GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=1,
+                           sandbox=sandbox)
+    grader = AssignmentGrader(assignment, options)
+    await grader.prepare()
+    report = await grader.grade_file(path, path.parent)
+    if not sandbox:
+        report.notes.append(UNSANDBOXED_IN_CONTAINER)
+    merge_manual([report], assignment.manual, TaFile())  # pending: TAs grade answers in Gradescope
+    return gradescope_results(report, text)
+
+
+async def gradescope_run_command(args) -> int:
+    """What run_autograder runs: grade the submission and always leave a results.json."""
+    exit_code = EXIT_OK
+    try:
+        results = await gradescope_results_of(args)
+    except GraderError as exc:
+        print(f"grader: cannot grade: {exc}", file=sys.stderr)
+        results, exit_code = gradescope_failure(both("gradescope_grader_error", sep="\n\n")), EXIT_NOT_GRADABLE
     write_atomic(args.results, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     return exit_code
 

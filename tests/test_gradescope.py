@@ -154,3 +154,16 @@ def test_pending_answers_and_hidden_checks_follow_one_policy():
     assert "Score on public checks: 3 / 5" in results["output"]
     public = gradescope_results(GradeReport("al", "al.ipynb", "ok", checks=checks[:1]), Text("en"))
     assert (public["visibility"], public["output"].split(" · ")[0]) == ("visible", "Score: 3 / 3")
+
+
+def test_a_grader_fault_still_leaves_results_saying_a_ta_will_look(tmp_path, capsys):
+    from grader.cli import main
+
+    (tmp_path / "submission").mkdir()
+    shutil.copy(SAMPLES / "correct_matmul.ipynb", tmp_path / "submission" / "hw.ipynb")
+    code = main(["gradescope-run", "no_such_assignment", "--submission", str(tmp_path / "submission"),
+                 "--results", str(tmp_path / "results" / "results.json"), "--course", str(ROOT)])
+    assert code == 3 and "unknown assignment 'no_such_assignment'" in capsys.readouterr().err
+    results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
+    validate(results)
+    assert "조교가 확인합니다" in results["output"] and "a TA will look at it" in results["output"]

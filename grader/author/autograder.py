@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from grader.config import Assignment
+from grader.errors import UsageError
 from grader.fsutil import write_bytes_atomic
 
 PROJECT = Path(__file__).resolve().parents[2]  # holds pyproject.toml and grader/
@@ -86,6 +87,10 @@ def _course_files(assignment: Assignment) -> dict[str, Path]:
 
 
 def _grader_files() -> dict[str, Path]:
+    missing = [name for name in PROJECT_FILES if not (PROJECT / name).is_file()]
+    if missing:
+        raise UsageError(f"the autograder is built from the grader's source folder, and {PROJECT} has no "
+                         f"{', '.join(missing)}: run this grader from its checkout (pip install -e)")
     files = {f"grader/{name}": PROJECT / name for name in PROJECT_FILES}
     for path in sorted((PROJECT / "grader").rglob("*.py")):
         files[f"grader/{path.relative_to(PROJECT)}"] = path

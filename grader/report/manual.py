@@ -68,7 +68,7 @@ def answer_hint(text: str | None, words: tuple[str, ...]) -> str:
 class TaFile:
     """What the TA's file holds: each row by (student, question), and the columns the TA added."""
 
-    path: Path
+    path: Path | None = None  # None: no file (nothing graded by a TA yet)
     rows: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     lines: dict[tuple[str, str], int] = field(default_factory=dict)
     added_columns: list[str] = field(default_factory=list)
