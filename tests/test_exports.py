@@ -9,6 +9,7 @@ from grader.check.checks import CheckResult
 from grader.config import load_assignment
 from grader.report.document import to_html
 from grader.report.exports import gradescope_results, lms_csv
+from grader.report.lmsids import read_roster
 from grader.grade import GradeReport
 from grader.report.i18n import Text
 from grader.report.write import write_reports
@@ -125,3 +126,29 @@ def test_write_reports_writes_every_output(tmp_path):
     assert written == ["feedback/alice.html", "feedback/alice.md", "feedback/bob.html", "feedback/bob.md",
                        "gradebook.csv", "gradescope/alice/results.json", "gradescope/bob/results.json",
                        "lms.csv", "results/alice.json", "results/bob.json", "summary.html"]
+
+
+def test_gradescope_export_metadata_maps_submissions_to_sids(tmp_path):
+    """The layout of submission_metadata.yml in Gradescope's "Export Submissions" zip."""
+    metadata = tmp_path / "submission_metadata.yml"
+    metadata.write_text("""---
+submission_101:
+  :submitters:
+  - :name: Kim Minsu
+    :sid: '2024001'
+    :email: kim@uni.ac.kr
+  :created_at: 2026-11-20 10:00:00.000000000 +09:00
+  :score: 12.0
+submission_102:
+  :submitters:
+  - :email: lee@uni.ac.kr
+    :name: Lee Jiwoo
+    :sid:
+  :created_at: 2026-11-20 11:00:00.000000000 +09:00
+""", encoding="utf-8")
+    roster = read_roster(metadata)
+    assert roster == {"submission_101": "2024001", "submission_102": "lee@uni.ac.kr"}
+    reports = [graded("export__submission_101__hw1"), graded("export__submission_102__hw1", 1.661),
+               graded("export__submission_103__hw1")]
+    assert lms_csv(reports, roster) == [["student_id", "score"], ["2024001", "6"], ["lee@uni.ac.kr", "0"],
+                                        ["submission_103", "6"]]

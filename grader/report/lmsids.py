@@ -7,7 +7,8 @@ extension, `/` written `__`):
 - Moodle `Kim Minsu_123456_assignsubmission_file_hw1.ipynb` (or a folder of that name):
   the participant number `123456` (the `Identifier` column of Moodle's grading worksheet);
 - Gradescope's "Export Submissions" `submission_12345678/hw1.ipynb`: the submission id
-  `submission_12345678`, which a roster maps to the student;
+  `submission_12345678`, which the export's own `submission_metadata.yml`, given as the
+  roster, maps to the student's SID;
 - any other name: the student id unchanged.
 A roster CSV (`submission,student_id`) overrides the rule: its `submission` column holds
 what the rule gives or the file's student id.
@@ -38,8 +39,34 @@ def lms_id(student: str) -> str:
     return student
 
 
+def gradescope_roster(path: Path) -> dict[str, str]:
+    """`submission_<id>` → the first submitter's SID (else e-mail) from the
+    `submission_metadata.yml` of Gradescope's "Export Submissions" (read without a YAML
+    library: its layout is fixed, `submission_<id>:` then `:submitters:` items)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    roster: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        top = re.fullmatch(r"(submission_\d+):\s*", line)
+        field = re.fullmatch(r"\s*-?\s*:(sid|email):\s*['\"]?(.*?)['\"]?\s*", line)
+        if top:
+            current = top[1]
+        elif field and current and field[2] and (field[1] == "sid" or current not in roster):
+            roster[current] = field[2]
+            current = current if field[1] == "email" else None  # the first submitter's SID wins
+    if not roster:
+        raise UsageError(f"{path} has no submission_<id> entries with a :sid: or :email: (Gradescope's "
+                         "submission_metadata.yml from Export Submissions)")
+    return roster
+
+
 def read_roster(path: Path) -> dict[str, str]:
-    """`submission` → `student_id` from the TA's roster CSV."""
+    """`submission` → `student_id` from the TA's roster CSV, or Gradescope's submission_metadata.yml."""
+    if path.suffix in (".yml", ".yaml"):
+        return gradescope_roster(path)
     header, rows = read_csv_dicts(path)
     missing = [c for c in ROSTER_COLUMNS if c not in header]
     if missing:
