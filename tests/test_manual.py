@@ -12,6 +12,8 @@ from grader.grade import GradeReport
 from grader.report.manual import (MANUAL_FILE, REVIEW_FILE, answer_hint, merge_manual, read_manual_grades,
                                   write_manual_files)
 
+from conftest import ROOT
+
 WHY = ManualQuestion(name="why", cell="why", points=2, prompt="Why does it diverge?",
                      hint_words=("발산", "diverge", "learning rate"))
 
@@ -152,3 +154,17 @@ def test_poly_lr_answers_reach_review_and_ta_points_reach_the_gradebook(tmp_path
     book = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8-sig"))}
     assert (book["alice"]["why"], book["alice"]["score"], book["alice"]["max_score"]) == ("2", "15", "15")
     assert (book["bob"]["why"], book["bob"]["score"]) == ("0", "13")
+
+
+def test_grading_stops_before_any_notebook_runs_when_the_ta_file_is_unreadable(tmp_path, capsys):
+    from grader.cli import main
+
+    out = tmp_path / "grades"
+    (out / "poly_lr").mkdir(parents=True)
+    (out / "poly_lr" / MANUAL_FILE).write_bytes("student,question,points\nzoë,why,1\n".encode("latin-1"))
+    code = main(["grade", "poly_lr", str(tmp_path), "--out", str(out), "--no-sandbox",
+                 "--course", str(ROOT), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"grader: error: {out / 'poly_lr' / MANUAL_FILE} is neither UTF-8 nor CP949")
+    assert not (tmp_path / "cache").exists(), "no notebook ran"
