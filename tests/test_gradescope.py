@@ -18,6 +18,7 @@ import zipfile
 
 import jsonschema
 import pytest
+import torch
 
 from conftest import ROOT
 from grader.check.checks import CheckResult
@@ -90,6 +91,8 @@ def autograder(tmp_path_factory):
     assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
     assert "course/reference/regression_ab.golden.json" in modes and "course/assignments/regression_ab/checks.py" in modes
     assert not any(name.startswith(("course/assignments/abcde", "course/reference/poly_lr")) for name in modes)
+    pin = f"torch=={torch.__version__.split('+')[0]} --index-url https://download.pytorch.org/whl/cpu"
+    assert pin in (root / "source" / "setup.sh").read_text(), "the torch the golden values were recorded with"
 
     # A venv whose dependencies are this project's (torch included), without the grader itself
     venv = root / "venv"
