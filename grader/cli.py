@@ -21,9 +21,15 @@ from pathlib import Path
 from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
-from grader.grade import AssignmentGrader, collect_submissions
-from grader.report.i18n import LANGUAGES, course_language
-from grader.report.manual import MANUAL_FILE, merge_manual, write_manual_files
+from grader.author.autograder import UNSANDBOXED_IN_CONTAINER, build_autograder, submitted_notebook
+from grader.fsutil import write_atomic
+from grader.grade import AssignmentGrader, GradeReport, collect_submissions
+from grader.report.canvas import fill_canvas
+from grader.report.csvfile import write_csv
+from grader.report.exports import gradescope_failure, gradescope_results, lms_csv, lms_scores
+from grader.report.i18n import LANGUAGES, Text, both, course_language
+from grader.report.lmsids import read_roster
+from grader.report.manual import MANUAL_FILE, TaFile, merge_manual, read_manual_grades, write_manual_files
 from grader.report.progress import AssignmentSummary, Progress, summary_table
 from grader.check.reference import compare_golden, environment_label, record_golden
 from grader.author.proof import prove_fairness
@@ -96,6 +102,39 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--course", type=Path, default=Path("."),
                          help="folder holding assignments/ and reference/ (default: current folder)")
 
+    autograder = commands.add_parser("gradescope-autograder",
+                                     help="build the autograder zip to upload to a Gradescope programming assignment")
+    autograder.add_argument("assignment", help="assignment name (a folder under assignments/)")
+    autograder.add_argument("--out", type=Path, default=Path("autograder.zip"), help="default: autograder.zip")
+    autograder.add_argument("--course", type=Path, default=Path("."),
+                            help="folder holding assignments/ and reference/ (default: current folder)")
+
+    run = commands.add_parser("gradescope-run", help=argparse.SUPPRESS)  # what run_autograder runs
+    run.add_argument("assignment")
+    run.add_argument("--submission", type=Path, required=True, help="the folder of the student's files")
+    run.add_argument("--results", type=Path, required=True, help="where results.json goes")
+    run.add_argument("--lang", choices=LANGUAGES)
+    common(run)
+
+    export = commands.add_parser("export", help="the grades of one assignment in an LMS's import format")
+    lms = export.add_subparsers(dest="lms", required=True, parser_class=Parser)
+
+    def exported(p, out_default):
+        p.add_argument("assignment", help="assignment name, as graded into GRADES/<assignment>/")
+        p.add_argument("--grades", type=Path, default=Path("grades"), help="the grading output folder (default: grades)")
+        p.add_argument("--roster", type=Path,
+                       help="CSV with columns submission,student_id: file names (or the ids the LMS rule gives) "
+                            "to the ids the LMS knows")
+        p.add_argument("--out", type=Path, help=f"the CSV to import (default: GRADES/<assignment>/{out_default})")
+
+    canvas = lms.add_parser("canvas", help="fill the gradebook CSV exported from Canvas, for Canvas's import")
+    canvas.add_argument("--gradebook", type=Path, required=True,
+                        help="the CSV from Canvas: Grades > Export > Export Entire Gradebook")
+    canvas.add_argument("--assignment-column", required=True,
+                        help='the Canvas column to fill, e.g. "HW1 (12345)" (the " (12345)" may be left out)')
+    exported(canvas, "canvas_import.csv")
+    exported(lms.add_parser("lms", help="student_id,score with ids mapped through --roster"), "lms_roster.csv")
+
     one = commands.add_parser("grade-one", help=argparse.SUPPRESS)  # a cluster worker's task
     one.add_argument("assignment")
     one.add_argument("filename", help="the submission's file name; its bytes come on stdin")
@@ -113,9 +152,10 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-async def use_sandbox(args, required: bool) -> bool:
-    """Whether kernels run sandboxed. Students' notebooks must be, unless --no-sandbox;
-    the course's own reference notebooks run unsandboxed where no sandbox can be made."""
+async def use_sandbox(args, required: bool, fallback: str = "reference notebooks run without the sandbox") -> bool:
+    """Whether kernels run sandboxed. Students' notebooks must be, unless --no-sandbox (or
+    inside Gradescope's container, which may allow none); the course's own reference
+    notebooks run unsandboxed where no sandbox can be made."""
     if args.no_sandbox:
         return False
     problem = await sandbox_problem()
@@ -125,7 +165,7 @@ async def use_sandbox(args, required: bool) -> bool:
         return True
     if required:
         raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")
-    print(f"note: reference notebooks run without the sandbox ({problem})", file=sys.stderr)
+    print(f"note: {fallback} ({problem})", file=sys.stderr)
     return False
 
 
@@ -141,6 +181,8 @@ async def options_from(args, sandbox_required: bool = True) -> GradeOptions:
 async def grade_assignment(name: str, paths: list[Path], args, options: GradeOptions, client=None) -> AssignmentSummary:
     """Grade the files under `paths`, write every output, and summarise."""
     started = time.monotonic()
+    folder = args.out / name
+    ta_file = read_manual_grades(folder / MANUAL_FILE)  # a file Excel saved oddly stops the run before grading
     grader = AssignmentGrader(load_assignment(args.course, name), options)
     files = collect_submissions(paths)
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
@@ -155,9 +197,8 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
         remote = remote_grader(client, grader, args.course)
     reports = await grader.grade_all(files, progress.update, remote)
     progress.finish()
-    folder = args.out / name
-    merge_manual(reports, grader.assignment.manual, folder / MANUAL_FILE)
-    write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or name)
+    merge_manual(reports, grader.assignment.manual, ta_file)
+    write_manual_files(folder, reports, grader.assignment.manual, grader.assignment.title or name, ta_file)
     import torch
 
     settings = RunSettings(datetime.datetime.now().astimezone().isoformat(timespec="seconds"), __version__,
@@ -277,8 +318,90 @@ async def release_command(args) -> int:
     return EXIT_OK
 
 
+async def gradescope_autograder_command(args) -> int:
+    import torch
+
+    names = build_autograder(load_assignment(args.course, args.assignment), torch.__version__, args.out)
+    print(f"{args.out}: {len(names)} files (setup.sh, run_autograder, grader/, course/); upload it as the "
+          "autograder of a Gradescope programming assignment (README: Gradescope)")
+    return EXIT_OK
+
+
+async def gradescope_results_of(args) -> dict:
+    """results.json for the notebook in Gradescope's submission folder."""
+    assignment = load_assignment(args.course, args.assignment)
+    text = Text(args.lang or course_language(args.course))
+    path, problem = submitted_notebook(args.submission, assignment)
+    if path is None:
+        return gradescope_failure(text("gradescope_no_notebook", reason=problem))
+    sandbox = await use_sandbox(args, required=False, fallback="grading WITHOUT the sandbox")
+    options = GradeOptions(device=resolve_device(args.device), cache_dir=args.cache_dir.resolve(), workers=1,
+                           sandbox=sandbox)
+    grader = AssignmentGrader(assignment, options)
+    await grader.prepare()
+    report = await grader.grade_file(path, path.parent)
+    if not sandbox:
+        report.notes.append(UNSANDBOXED_IN_CONTAINER)
+    merge_manual([report], assignment.manual, TaFile())  # pending: TAs grade answers in Gradescope
+    return gradescope_results(report, text)
+
+
+async def gradescope_run_command(args) -> int:
+    """What run_autograder runs: grade the submission and always leave a results.json."""
+    exit_code = EXIT_OK
+    try:
+        results = await gradescope_results_of(args)
+    except GraderError as exc:
+        print(f"grader: cannot grade: {exc}", file=sys.stderr)
+        results, exit_code = gradescope_failure(both("gradescope_grader_error", sep="\n\n")), EXIT_NOT_GRADABLE
+    write_atomic(args.results, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    return exit_code
+
+
+def graded_reports(grades: Path, assignment: str) -> list[GradeReport]:
+    """The reports `grader grade` left in GRADES/<assignment>/results/, TA grades merged."""
+    folder = grades / assignment / "results"
+    if not folder.is_dir():
+        raise UsageError(f"no grades in {folder}: run `grader grade {assignment} ...` first")
+    try:
+        return [GradeReport.from_json(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"cannot read the grades in {folder} ({exc}); grade again with --force") from None
+
+
+def export_canvas(args, reports: list[GradeReport], roster: dict[str, str] | None) -> None:
+    filled = fill_canvas(args.gradebook, args.assignment_column, lms_scores(reports, roster))
+    out = args.out or args.grades / args.assignment / "canvas_import.csv"
+    write_csv(out, filled.rows)
+    print(f"{out}: {filled.filled} score(s) filled in; import it in Canvas: Grades > Import")
+    for label, names in (("graded but not in the Canvas gradebook (check the file names or pass --roster)",
+                          filled.unknown),
+                         ("left blank: a TA must look first (grader-error or an answer not graded yet)",
+                          filled.not_final),
+                         ("in Canvas without a graded file (left unchanged)", filled.ungraded)):
+        if names:
+            print(f"  {label}: {', '.join(names)}")
+
+
+def export_lms(args, reports: list[GradeReport], roster: dict[str, str] | None) -> None:
+    out = args.out or args.grades / args.assignment / "lms_roster.csv"
+    rows = lms_csv(reports, roster)
+    write_csv(out, rows)
+    blank = [student for student, score in rows[1:] if not score]
+    print(f"{out}: {len(rows) - 1} student(s)" + (f"; blank, not final yet: {', '.join(blank)}" if blank else ""))
+
+
+async def export_command(args) -> int:
+    """The grades of one assignment in the format an LMS imports."""
+    roster = read_roster(args.roster) if args.roster else None
+    {"canvas": export_canvas, "lms": export_lms}[args.lms](args, graded_reports(args.grades, args.assignment), roster)
+    return EXIT_OK
+
+
 COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
-            "check-reference": check_reference_command, "release": release_command}
+            "check-reference": check_reference_command, "release": release_command,
+            "gradescope-autograder": gradescope_autograder_command, "gradescope-run": gradescope_run_command,
+            "export": export_command}
 
 
 def main(argv: list[str] | None = None) -> int:

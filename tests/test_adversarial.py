@@ -300,7 +300,7 @@ def test_every_file_in_the_suite_has_an_expectation():
 
 def test_the_batch_completes_with_one_row_per_file(batch):
     assert batch.returncode == 0, batch.stderr[-3000:]
-    with open(batch.out / ASSIGNMENT / "gradebook.csv", encoding="utf-8") as handle:
+    with open(batch.out / ASSIGNMENT / "gradebook.csv", encoding="utf-8-sig") as handle:
         files = sorted(Path(row["file"]).name for row in csv.DictReader(handle))
     assert files == sorted([*EXPECTED, PEER])
 

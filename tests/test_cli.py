@@ -29,7 +29,7 @@ def test_grade_writes_one_row_and_one_feedback_per_file(tmp_path, cache_dir):
     assert done.returncode == 0, done.stderr
     assert "regression_ab: 4 graded (1 ok, 1 error, 2 invalid" in done.stdout
 
-    rows = list(csv.DictReader((tmp_path / "grades" / "regression_ab" / "gradebook.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "grades" / "regression_ab" / "gradebook.csv").open(encoding="utf-8-sig")))
     assert sorted((r["student"], r["score"], r["status"]) for r in rows) == [
         ("correct_matmul", "12", "ok"), ("empty", "0", "invalid"),
         ("error_name_error", "1", "error"), ("invalid_not_a_notebook", "0", "invalid")]

@@ -51,7 +51,7 @@ def cluster(tmp_path):
 
 
 def rows(path: Path) -> list[dict]:
-    return sorted(csv.DictReader(path.open()), key=lambda r: r["student"])
+    return sorted(csv.DictReader(path.open(encoding="utf-8-sig")), key=lambda r: r["student"])
 
 
 def test_cluster_grades_match_local_grades(tmp_path, cluster):

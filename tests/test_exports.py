@@ -3,11 +3,13 @@
 import csv
 import io
 import json
+import re
 
 from grader.check.checks import CheckResult
 from grader.config import load_assignment
 from grader.report.document import to_html
 from grader.report.exports import gradescope_results, lms_csv
+from grader.report.lmsids import read_roster
 from grader.grade import GradeReport
 from grader.report.i18n import Text
 from grader.report.write import write_reports
@@ -56,9 +58,18 @@ def test_gradescope_marks_hidden_checks_and_keeps_their_values_out():
 
 def test_lms_csv_one_row_per_student_best_file_and_blank_when_a_ta_must_look():
     reports = [graded("alice"), graded("bob", 1.661, file="bob.ipynb"), graded("bob", file="bob_v2.ipynb"),
-               graded("carol", status="grader-error"), graded("dave", 0.5, status="error")]
-    rows = list(csv.reader(io.StringIO(lms_csv(reports))))
-    assert rows == [["student_id", "score"], ["alice", "6"], ["bob", "6"], ["carol", ""], ["dave", "0"]]
+               graded("carol", status="grader-error"), graded("dave", 0.5, status="error"), graded("erin")]
+    reports[-1].manual = [CheckResult("why", "public", "Why?", 0.0, 2.0, "pending", "x", "x")]
+    assert lms_csv(reports) == [["student_id", "score"], ["alice", "6"], ["bob", "6"], ["carol", ""],
+                                ["dave", "0"], ["erin", ""]], "erin's answer is not graded yet: no final score"
+
+
+def test_lms_ids_follow_the_download_names_of_canvas_moodle_and_gradescope():
+    reports = [graded("kimminsu_12345_67890_hw1"), graded("kimminsu_LATE_12345_67891_hw1-1", 1.661),
+               graded("Lee Jiwoo_880123_assignsubmission_file_hw1"), graded("export__submission_4242__hw1"),
+               graded("park_hw1")]
+    assert lms_csv(reports) == [["student_id", "score"], ["12345", "6"], ["880123", "6"], ["park_hw1", "6"],
+                                ["submission_4242", "6"]]
 
 
 def test_failures_group_by_reason_across_students():
@@ -88,6 +99,25 @@ def test_summary_page_has_histogram_pass_rates_trouble_and_settings():
         assert setting in page
 
 
+def test_csv_cells_from_students_never_reach_a_spreadsheet_as_formulas(tmp_path):
+    evil = graded("=HYPERLINK(\"http://x\",\"y\")", status="error")
+    evil.reason = "@SUM(1+1)"
+    reports = [evil, graded("-2+3"), graded("+1"), graded("bob", 1.661)]
+    write_reports(tmp_path, load_assignment(ROOT, "regression_ab"), reports, SETTINGS, [3.0, 2.0, 1.0])
+    folder = tmp_path / "regression_ab"
+    for name in ("gradebook.csv", "lms.csv"):
+        data = (folder / name).read_bytes()
+        assert data.startswith(b"\xef\xbb\xbf"), "UTF-8 with a byte-order mark, for Excel"
+        cells = [cell for row in csv.reader(io.StringIO(data.decode("utf-8-sig"))) for cell in row]
+        formulas = [c for c in cells if c.startswith(("=", "@")) or
+                    (c.startswith(("+", "-")) and not re.fullmatch(r"[+-][\d.]+", c))]
+        assert not formulas
+        assert "'=HYPERLINK(\"http://x\",\"y\")" in cells and "'-2+3" in cells and "+1" in cells
+    book = list(csv.DictReader(io.StringIO((folder / "gradebook.csv").read_text(encoding="utf-8-sig"))))
+    assert [r["reason"] for r in book if r["status"] == "error"] == ["'@SUM(1+1)"]
+    assert [(r["student"], r["score"]) for r in book][-1] == ("bob", "0"), "scores stay numbers"
+
+
 def test_write_reports_writes_every_output(tmp_path):
     reports = [graded("alice"), graded("bob", 1.661)]
     write_reports(tmp_path, load_assignment(ROOT, "regression_ab"), reports, SETTINGS, [3.0, 2.0, 1.0])
@@ -96,3 +126,29 @@ def test_write_reports_writes_every_output(tmp_path):
     assert written == ["feedback/alice.html", "feedback/alice.md", "feedback/bob.html", "feedback/bob.md",
                        "gradebook.csv", "gradescope/alice/results.json", "gradescope/bob/results.json",
                        "lms.csv", "results/alice.json", "results/bob.json", "summary.html"]
+
+
+def test_gradescope_export_metadata_maps_submissions_to_sids(tmp_path):
+    """The layout of submission_metadata.yml in Gradescope's "Export Submissions" zip."""
+    metadata = tmp_path / "submission_metadata.yml"
+    metadata.write_text("""---
+submission_101:
+  :submitters:
+  - :name: Kim Minsu
+    :sid: '2024001'
+    :email: kim@uni.ac.kr
+  :created_at: 2026-11-20 10:00:00.000000000 +09:00
+  :score: 12.0
+submission_102:
+  :submitters:
+  - :email: lee@uni.ac.kr
+    :name: Lee Jiwoo
+    :sid:
+  :created_at: 2026-11-20 11:00:00.000000000 +09:00
+""", encoding="utf-8")
+    roster = read_roster(metadata)
+    assert roster == {"submission_101": "2024001", "submission_102": "lee@uni.ac.kr"}
+    reports = [graded("export__submission_101__hw1"), graded("export__submission_102__hw1", 1.661),
+               graded("export__submission_103__hw1")]
+    assert lms_csv(reports, roster) == [["student_id", "score"], ["2024001", "6"], ["lee@uni.ac.kr", "0"],
+                                        ["submission_103", "6"]]

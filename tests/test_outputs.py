@@ -40,9 +40,15 @@ def test_grading_writes_feedback_with_plots_summary_and_exports(tmp_path, cache_
         assert (out / "feedback" / f"{student}.loss.png").is_file() is trained
         results = json.loads((out / "gradescope" / student / "results.json").read_text())
         assert {t["visibility"] for t in results["tests"]} == {"visible", "after_published"}
+    notebooks = sorted(p.name for p in (out / "feedback").glob("*.ipynb"))
+    assert notebooks == ["correct_matmul.ipynb", "error_name_error.ipynb"], "no notebook for a file that is none"
+    annotated = json.loads((out / "feedback" / "error_name_error.ipynb").read_text(encoding="utf-8"))
+    feedback = [i for i, c in enumerate(annotated["cells"]) if "grader-feedback" in c["metadata"].get("tags", [])]
+    assert "NameError" in "".join(annotated["cells"][feedback[1]]["source"])
+    assert annotated["cells"][feedback[1] - 1]["id"] == "training", "it follows the cell that raised it"
     summary = (out / "summary.html").read_text()
     assert summary.count("data:image/png;base64,") == 1 and 'href="feedback/error_name_error.html"' in summary
-    rows = list(csv.reader((out / "lms.csv").open()))
+    rows = list(csv.reader((out / "lms.csv").open(encoding="utf-8-sig")))
     assert rows == [["student_id", "score"], ["correct_matmul", "12"], ["error_name_error", "1"],
                     ["invalid_not_a_notebook", "0"]]
     english = grader("grade", "regression_ab", str(folder / "correct_matmul.ipynb"), "--lang", "en",

@@ -86,7 +86,12 @@ def _md_cell(cell: Cell) -> str:
 
 def to_markdown(title: str, blocks: list[Block], image_path: Callable[[Image], str]) -> str:
     """Markdown text; each image is linked through `image_path` (the caller writes the file)."""
-    out = [f"# {title}", ""]
+    return f"# {title}\n\n" + blocks_markdown(blocks, image_path)
+
+
+def blocks_markdown(blocks: list[Block], image_path: Callable[[Image], str]) -> str:
+    """The blocks alone, e.g. for a notebook's markdown cell."""
+    out: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
             out += ["#" * block.level + " " + block.text, ""]

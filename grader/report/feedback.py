@@ -151,30 +151,34 @@ def _check_label(c, text: Text) -> str:
     return c.description + (f" {text('hidden_data')}" if c.variant != PUBLIC_VARIANT else "")
 
 
-def feedback_page(report: GradeReport, assignment: Assignment, reference_losses: list[float],
-                  text: Text) -> tuple[str, list[Block]]:
-    """The title and blocks of one student's feedback page."""
-    title = text("feedback_title", title=assignment.title or assignment.name, student=report.student)
+def score_blocks(report: GradeReport, text: Text) -> list[Block]:
+    """Score, status, why an invalid file was not graded, and notes."""
     score = text("score", score=points(report.score), max_score=points(report.max_score))
     blocks: list[Block] = [Paragraph(f"**{score}** · {text('status')}: {text('status_' + report.status)}", "score")]
     if report.status == "invalid":
         blocks.append(Paragraph(text("invalid", reason=report.reason)))
     if report.notes:
         blocks.append(Bullets([text("note", note=note) for note in report.notes]))
+    return blocks
 
-    if report.problems:
-        blocks.append(Heading(text("problems")))
-        for problem in report.problems:
-            blocks.append(Paragraph(_problem_text(problem, text)))
-            if problem.get("traceback"):
-                blocks.append(Code(trim_traceback(problem["traceback"], text)))
 
-    if report.checks:
-        blocks += [Heading(text("checks")),
-                   Table(["", text("check"), text("points")],
-                         [[MARKS.get(c.status, "✗"), _check_label(c, text),
-                           f"{points(c.points)} / {points(c.max_points)}"] for c in report.checks],
-                         [c.status for c in report.checks])]
+def problem_blocks(problem: dict, text: Text) -> list[Block]:
+    """One cell's error or timeout, with the student's own traceback."""
+    blocks: list[Block] = [Paragraph(_problem_text(problem, text))]
+    if problem.get("traceback"):
+        blocks.append(Code(trim_traceback(problem["traceback"], text)))
+    return blocks
+
+
+def check_blocks(report: GradeReport, text: Text) -> list[Block]:
+    """Points per check, then what to look at for each check not passed."""
+    if not report.checks:
+        return []
+    blocks: list[Block] = [Heading(text("checks")),
+                           Table(["", text("check"), text("points")],
+                                 [[MARKS.get(c.status, "✗"), _check_label(c, text),
+                                   f"{points(c.points)} / {points(c.max_points)}"] for c in report.checks],
+                                 [c.status for c in report.checks])]
     if report.diagnoses:
         blocks += [Heading(text("diagnosis")), Paragraph(text("diagnosis_intro")),
                    Bullets([cause_text(d, text.lang) for d in report.diagnoses])]
@@ -188,19 +192,35 @@ def feedback_page(report: GradeReport, assignment: Assignment, reference_losses:
                    Bullets([f"**{_check_label(c, text)}**: {c.feedback}" for c in failed]
                            + [f"{text('not_judged', reason=reason)}: " + ", ".join(f"**{label}**" for label in labels)
                               for reason, labels in not_judged.items()])]
+    if any(c.variant != PUBLIC_VARIANT for c in report.checks):
+        blocks.append(Paragraph(text("hidden_explained")))
+    return blocks
 
+
+def manual_blocks(results: list, text: Text) -> list[Block]:
+    """Answers graded by a TA: points and the TA's comment, or that grading is pending."""
+    if not results:
+        return []
+    rows = [[MARKS.get(c.status, "✗"), c.description,
+             "–" if c.status == "pending" else f"{points(c.points)} / {points(c.max_points)}",
+             text("manual_pending") if c.status == "pending" else c.feedback] for c in results]
+    return [Heading(text("manual")), Table(["", text("check"), text("points"), ""], rows, [c.status for c in results])]
+
+
+def feedback_page(report: GradeReport, assignment: Assignment, reference_losses: list[float],
+                  text: Text) -> tuple[str, list[Block]]:
+    """The title and blocks of one student's feedback page."""
+    title = text("feedback_title", title=assignment.title or assignment.name, student=report.student)
+    blocks = score_blocks(report, text)
+    if report.problems:
+        blocks.append(Heading(text("problems")))
+        for problem in report.problems:
+            blocks += problem_blocks(problem, text)
+    blocks += check_blocks(report, text)
     training = _training_items(report, text)
     if training:
         blocks += [Heading(text("training")), Bullets(training)]
         blocks += _loss_curve(report, reference_losses, text)
     blocks += _heatmap(report, text)
-
-    if report.manual:
-        rows = [[MARKS.get(c.status, "✗"), c.description,
-                 "–" if c.status == "pending" else f"{points(c.points)} / {points(c.max_points)}",
-                 text("manual_pending") if c.status == "pending" else c.feedback] for c in report.manual]
-        blocks += [Heading(text("manual")), Table(["", text("check"), text("points"), ""], rows,
-                                                  [c.status for c in report.manual])]
-    if any(c.variant != PUBLIC_VARIANT for c in report.checks):
-        blocks.append(Paragraph(text("hidden_explained")))
+    blocks += manual_blocks(report.manual, text)
     return title, blocks

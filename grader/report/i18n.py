@@ -46,6 +46,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "manual": {"en": "Answers graded by a TA", "ko": "조교가 채점하는 답안"},
     "manual_pending": {"en": "not graded yet: a TA grades this answer by hand",
                        "ko": "아직 채점 전: 조교가 직접 채점합니다"},
+    "notebook_feedback": {"en": "Grader feedback", "ko": "채점 피드백"},
+    "public_score": {"en": "Score on public checks: {score} / {max_score}",
+                     "ko": "공개 항목 점수: {score} / {max_score}"},
+    "hidden_after_publishing": {
+        "en": "Checks on hidden data, and the total score that includes them, are shown once grades are published.",
+        "ko": "숨겨진 데이터로 한 채점과 그 점수를 포함한 총점은 성적이 공개된 뒤에 보입니다."},
+    "gradescope_no_notebook": {"en": "Nothing was graded: {reason}.", "ko": "채점하지 못했습니다: {reason}."},
+    "gradescope_grader_error": {
+        "en": "The autograder could not grade this submission; a TA will look at it. Your score is not final.",
+        "ko": "자동 채점기가 이 제출물을 채점하지 못했습니다. 조교가 확인합니다. 현재 점수는 최종 점수가 아닙니다."},
     "problems": {"en": "Problems while running your notebook", "ko": "노트북 실행 중 생긴 문제"},
     "problem_error": {"en": "cell {cell} (`{first_line}`) raised {ename}: {evalue}",
                       "ko": "셀 {cell} (`{first_line}`)에서 {ename} 오류: {evalue}"},

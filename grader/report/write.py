@@ -2,41 +2,40 @@
 
 For TAs (full detail, hidden values included): `gradebook.csv`, `results/<student>.json`
 and `summary.html`. For students: `feedback/<student>.html` and `.md` (with its PNGs),
-and the Gradescope `gradescope/<student>/results.json`. For the LMS: `lms.csv`.
+their notebook with the feedback in it (`feedback/<student>.ipynb`), and the Gradescope
+`gradescope/<student>/results.json`. For the LMS: `lms.csv`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 from collections import Counter
 from pathlib import Path
 
 from grader.config import Assignment
+from grader.report.csvfile import write_csv
 from grader.report.document import Block, Image, to_html, to_markdown
 from grader.report.exports import gradescope_results, lms_csv
 from grader.report.feedback import feedback_page, points
 from grader.fsutil import safe_name, write_atomic, write_bytes_atomic
 from grader.grade import GradeReport
 from grader.report.i18n import Text
+from grader.report.notebook_feedback import feedback_notebook
 from grader.report.summary import RunSettings, summary_page
 
 
-def gradebook_csv(reports: list[GradeReport]) -> str:
+def gradebook_csv(reports: list[GradeReport]) -> list[list[str]]:
     labels = []
     for report in reports:
         labels += [c.label for c in report.checks + report.manual if c.label not in labels]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", "file", "score", "max_score", "status", "reason", *labels])
+    rows = [["student", "file", "score", "max_score", "status", "reason", *labels]]
     for r in sorted(reports, key=lambda r: (r.student, r.file)):
         by_label = {c.label: "" if c.status == "pending" else points(c.points) for c in r.checks + r.manual}
-        writer.writerow([r.student, r.file, points(r.score), points(r.max_score), r.status, r.reason,
-                         *(by_label.get(label, "") for label in labels)])
-    return buffer.getvalue()
+        rows.append([r.student, r.file, points(r.score), points(r.max_score), r.status, r.reason,
+                     *(by_label.get(label, "") for label in labels)])
+    return rows
 
 
 def output_names(reports: list[GradeReport]) -> dict[str, str]:
@@ -87,10 +86,13 @@ def write_page(folder: Path, stem: str, title: str, blocks: list[Block], lang: s
 
 def write_student(folder: Path, name: str, report: GradeReport, assignment: Assignment,
                   reference_losses: list[float], settings: RunSettings) -> None:
-    """One submission's feedback page, results file and Gradescope results."""
+    """One submission's feedback page and notebook, results file and Gradescope results."""
     text = Text(settings.lang)
     title, blocks = feedback_page(report, assignment, reference_losses, text)
     write_page(folder / "feedback", name, title, blocks, settings.lang, markdown=True)
+    notebook = feedback_notebook(report, assignment, text)
+    if notebook is not None:
+        write_atomic(folder / "feedback" / f"{name}.ipynb", notebook)
     write_atomic(folder / "results" / f"{name}.json", strict_json(report.to_json(), indent=1) + "\n")
     write_atomic(folder / "gradescope" / name / "results.json",
                  strict_json(gradescope_results(report, text), indent=1, ensure_ascii=False) + "\n")
@@ -125,8 +127,8 @@ def write_reports(out_dir: Path, assignment: Assignment, reports: list[GradeRepo
                 write_student(folder, names[report.file], bare, assignment, reference_losses, settings)
             except Exception:  # the gradebook row already says a TA must look
                 pass
-    write_atomic(folder / "gradebook.csv", gradebook_csv(reports))
-    write_atomic(folder / "lms.csv", lms_csv(reports))
+    write_csv(folder / "gradebook.csv", gradebook_csv(reports))
+    write_csv(folder / "lms.csv", lms_csv(reports))
     title, blocks = summary_page(assignment, reports, settings, names, Text(settings.lang))
     write_page(folder, "summary", title, blocks, settings.lang, markdown=False)
     return failed
