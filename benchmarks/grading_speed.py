@@ -275,7 +275,7 @@ def helper_prepare(args) -> None:
         grader = AssignmentGrader(load_assignment(ROOT, name), options)
         asyncio.run(grader.prepare())
         if name == "regression_ab":
-            public = grader.check.reference[PUBLIC_VARIANT]
+            public = grader.reference[PUBLIC_VARIANT]
             values = {k: public[k].double().reshape(-1).tolist() for k in ("alpha0", "alpha1", "beta0", "beta1", "loss",
                                                                          "yhat")}
     Path(args.output).write_text(json.dumps({"regression_ab": values}))

@@ -69,9 +69,9 @@ def test_sample_score_and_status(reports, name):
 def test_reference_diverges_under_every_variant(graded):
     """The hidden seed is only usable while the reference diverges under it too."""
     grader, _ = graded
-    epochs = {name: (c.trace.first_nonfinite_epoch, c.trace.first_nan_epoch) for name, c in grader.check.reference.items()}
+    epochs = {name: (c.trace.first_nonfinite_epoch, c.trace.first_nan_epoch) for name, c in grader.reference.items()}
     assert epochs == {"public": (35, 73), "hidden": (42, 88)}
-    for captured in grader.check.reference.values():
+    for captured in grader.reference.values():
         assert captured["net"].state_dict["weight"].isnan().all() and captured["yhat"].isnan().all()
 
 
