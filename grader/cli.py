@@ -229,10 +229,11 @@ async def with_optional_cluster(args, work):
 
 
 async def grade_command(args) -> int:
-    options = await options_from(args)
+    load_assignment(args.course, args.assignment)  # an unknown one is said before anything starts
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    options = await options_from(args)
     summary = await with_optional_cluster(
         args, lambda client: grade_assignment(args.assignment, args.paths, args, options, client))
     print(summary.line())
