@@ -259,6 +259,8 @@ class KernelProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd: list[str], **kwargs):
         km = self.parent
         problem = fork_problem()
+        if problem is None and isinstance(km.sandbox, KernelSandbox) and os.geteuid() != 0:
+            problem = "entering a sandbox's namespaces needs root"
         if problem is None:
             try:
                 self.process = await fork_kernel(km.sandbox, km.kernel_argv(), kwargs["env"], kwargs["cwd"],
