@@ -450,7 +450,7 @@ def test_an_interrupted_run_leaves_nothing_and_the_next_completes(course, slow_s
     assert again.returncode == 0, again.stderr
     with open(gradebook, encoding="utf-8-sig") as handle:
         (row,) = csv.DictReader(handle)
-    assert (row["student"], row["score"]) == ("slow", "10")
+    assert (row["student"], row["score"]) == ("slow", "10"), dict(row)
 
 
 def test_a_grader_killed_outright_leaves_no_process_and_the_next_run_cleans_up(course, slow_submission, tmp_path):

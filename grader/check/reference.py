@@ -64,17 +64,17 @@ class RunOutcome:
 
 
 def _outcome_of(prepared: PreparedNotebook, result: ExecutionResult) -> RunOutcome:
-    problems = [{"ename": p.ename, "evalue": p.evalue, "text": p.describe()} for p in result.problems]
+    problems = [{"kind": p.kind, "ename": p.ename, "evalue": p.evalue, "text": p.describe()} for p in result.problems]
     if result.capture_error:
-        problems.append({"ename": "", "evalue": "", "text": result.capture_error})
+        problems.append({"kind": "capture", "ename": "", "evalue": "", "text": result.capture_error})
     return RunOutcome(result.captured, problems, prepared.notes, result.status)
 
 
 async def cached_run(runner: Runner, notebook: NotebookNode, variant: Variant, folder: Path,
                      initial_parameters: tuple[np.ndarray, ...] | None = None) -> RunOutcome:
     """Run `notebook` on `variant` (from `initial_parameters`, for a replay), or read the
-    outcome cached in `folder`. Only outcomes that repeat are cached: a timeout or a kernel
-    that died may not happen again."""
+    outcome cached in `folder`. Only outcomes that repeat are cached: a timeout, a kernel
+    that died (out of memory on a loaded machine) or a failed capture may not happen again."""
     limit = runner.assignment.execution.max_capture_bytes
     record = folder / OUTCOME_FILE
     if record.is_file():
@@ -82,7 +82,7 @@ async def cached_run(runner: Runner, notebook: NotebookNode, variant: Variant, f
         captured = load_captured(folder, limit) if data["captured"] else None
         return RunOutcome(captured, data["problems"], data["notes"], data["status"])
     outcome = _outcome_of(*await runner.run(notebook, variant, initial_parameters))
-    if outcome.status in ("ok", "error"):
+    if outcome.status in ("ok", "error") and all(p["kind"] == "error" for p in outcome.problems):
         folder.parent.mkdir(parents=True, exist_ok=True)
         build = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
         try:

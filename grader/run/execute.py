@@ -282,6 +282,10 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         await _clean_up(km, client, sandbox, run_dir, result)
         result.notes += client.cut_notes
         result.seconds = time.monotonic() - started
+    if asyncio.current_task().cancelling():
+        # Ctrl-C or SIGTERM stopped the kernel mid-run (nbclient may report that as a dead
+        # kernel): nothing of this run is the student's, so no result is made of it.
+        raise asyncio.CancelledError
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
         result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
     return result
