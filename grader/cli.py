@@ -21,6 +21,7 @@ from pathlib import Path
 from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
+from grader.author.assign import assign, check_assigned
 from grader.author.autograder import UNSANDBOXED_IN_CONTAINER, build_autograder, submitted_notebook
 from grader.fsutil import write_atomic
 from grader.grade import AssignmentGrader, GradeReport, collect_submissions
@@ -94,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--record-golden", action="store_true",
                        help="write this environment's reference values into reference/<name>.golden.json")
     common(check)
+
+    assign_ = commands.add_parser("assign", help="write each student notebook from its reference solution "
+                                                "(solutions between ### BEGIN/END SOLUTION replaced)")
+    assign_.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    assign_.add_argument("--check", action="store_true",
+                         help="write nothing; fail with a cell-by-cell diff where a committed student notebook "
+                              "differs from what its reference generates")
+    assign_.add_argument("--course", type=Path, default=Path("."),
+                         help="folder holding assignments/ and reference/ (default: current folder)")
 
     release = commands.add_parser("release", help="build the folder students receive, checked free of hidden material")
     release.add_argument("assignments", nargs="*", help="assignment names (default: all)")
@@ -307,6 +317,15 @@ async def check_reference_command(args) -> int:
     return EXIT_NOT_GRADABLE if failures else EXIT_OK
 
 
+async def assign_command(args) -> int:
+    names = args.assignments or list_assignments(args.course)
+    if args.check:
+        return EXIT_OK if check_assigned(args.course, names) else EXIT_NOT_GRADABLE
+    for name in names:
+        print(f"{name}: wrote {assign(load_assignment(args.course, name))}")
+    return EXIT_OK
+
+
 async def release_command(args) -> int:
     names = args.assignments or list_assignments(args.course)
     if not names:
@@ -399,7 +418,7 @@ async def export_command(args) -> int:
 
 
 COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
-            "check-reference": check_reference_command, "release": release_command,
+            "check-reference": check_reference_command, "assign": assign_command, "release": release_command,
             "gradescope-autograder": gradescope_autograder_command, "gradescope-run": gradescope_run_command,
             "export": export_command}
 

@@ -85,6 +85,8 @@ class Assignment:
     execution: ExecutionSettings = _setting(ExecutionSettings(), "timeouts and size limits")
     variants: tuple[Variant, ...] = _setting((Variant(),), "runs of each submission, public first")
     manual: tuple[ManualQuestion, ...] = _setting((), "free-text questions graded by a TA")
+    task: dict[str, object] = _setting(dict, "numbers the task states (epochs, lr, seed, ...): checks.py reads "
+                                       "them with task(\"epochs\"), self-checks as $epochs")
 
     @property
     def template_path(self) -> Path:
@@ -148,6 +150,8 @@ def load_assignment(course_dir: Path, name: str) -> Assignment:
     names = [v.name for v in hidden]
     if PUBLIC_VARIANT in names or len(set(names)) != len(names):
         raise ConfigError(f"{where}: variant names must be unique and not {PUBLIC_VARIANT!r}")
+    if not all(isinstance(value, (int, float, str, bool)) for value in data.get("task", {}).values()):
+        raise ConfigError(f"{where} [task]: values are numbers, text or true/false (one per line)")
     data.setdefault("student_notebook", f"{name}.ipynb")
     data["capture"] = tuple(data.get("capture", ()))
     assignment = _build(
