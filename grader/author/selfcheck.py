@@ -30,10 +30,10 @@ from string import Template
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.config import SELFCHECK_FILE
 from grader.errors import ConfigError
 from grader.report.i18n import both
 
-SELFCHECK_FILE = "selfchecks.toml"
 TESTS_DIR = "tests"
 SETUP_SOURCE = f'import otter\ngrader = otter.Notebook(tests_dir="{TESTS_DIR}")'
 # A top-level line that only drives otter; indented lines are left alone (removing one
