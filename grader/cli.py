@@ -22,6 +22,8 @@ from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
 from grader.author.assign import assign, check_assigned
+from grader.author.new import scaffold
+from grader.author.probe import probe
 from grader.author.autograder import UNSANDBOXED_IN_CONTAINER, build_autograder, submitted_notebook
 from grader.fsutil import write_atomic
 from grader.grade import AssignmentGrader, GradeReport, collect_submissions
@@ -104,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
                               "differs from what its reference generates")
     assign_.add_argument("--course", type=Path, default=Path("."),
                          help="folder holding assignments/ and reference/ (default: current folder)")
+
+    new = commands.add_parser("new", help="scaffold an assignment (source notebook, assignment.toml, checks, forms, "
+                                          "a test) that passes `make test` as generated")
+    new.add_argument("name", help="the assignment's name (lower-case letters, digits, _)")
+    new.add_argument("--course", type=Path, default=Path("."),
+                     help="folder holding assignments/ and reference/ (default: current folder)")
+
+    probe_ = commands.add_parser("probe", help="how far equivalent forms, mistakes, float64 and ±1 epoch land from "
+                                              "the reference; with --seed, whether that hidden seed keeps the task")
+    probe_.add_argument("assignment")
+    probe_.add_argument("--seed", type=int, help="a candidate hidden seed to try")
+    common(probe_)
 
     release = commands.add_parser("release", help="build the folder students receive, checked free of hidden material")
     release.add_argument("assignments", nargs="*", help="assignment names (default: all)")
@@ -326,6 +340,22 @@ async def assign_command(args) -> int:
     return EXIT_OK
 
 
+async def new_command(args) -> int:
+    for path in scaffold(args.course, args.name):
+        print(f"wrote {path}")
+    print(f"next: edit reference/{args.name}.ipynb, then `grader assign {args.name}` and "
+          f"`grader check-reference {args.name} --record-golden` (docs/checks.md)")
+    return EXIT_OK
+
+
+async def probe_command(args) -> int:
+    grader = AssignmentGrader(load_assignment(args.course, args.assignment),
+                              await options_from(args, sandbox_required=False))
+    await grader.prepare()
+    print("\n".join(await probe(grader, args.seed)))
+    return EXIT_OK
+
+
 async def release_command(args) -> int:
     names = args.assignments or list_assignments(args.course)
     if not names:
@@ -418,7 +448,8 @@ async def export_command(args) -> int:
 
 
 COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
-            "check-reference": check_reference_command, "assign": assign_command, "release": release_command,
+            "check-reference": check_reference_command, "assign": assign_command, "new": new_command, "probe": probe_command,
+            "release": release_command,
             "gradescope-autograder": gradescope_autograder_command, "gradescope-run": gradescope_run_command,
             "export": export_command}
 
