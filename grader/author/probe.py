@@ -118,7 +118,8 @@ async def _candidate(assignment: Assignment, grader: AssignmentGrader, seed: int
     far = [f"{c.name} {c.closeness[0]:.2g} (tol {c.closeness[1]:.2g})" for c in agree
            if tolerance_ratio(c.closeness) > 1]
     return [f"# candidate hidden seed {seed}:",
-            f"#   behaviour checks on the reference: {', '.join(kept) or 'none'} pass"
-            + (f"; {', '.join(lost)} FAIL (the task behaves otherwise there)" if lost else ""),
+            ("#   behaviour checks: none declared (every check compares with the reference)" if not behaviour else
+             f"#   behaviour checks on the reference: {', '.join(kept) or 'none'} pass"
+             + (f"; {', '.join(lost)} FAIL (the task behaves otherwise there)" if lost else "")),
             "#   float32 vs float64: " + ("agree within every tolerance" if agree and not far else
                                           "differ: " + "; ".join(far) if far else "no value compared")]
