@@ -25,16 +25,15 @@ from grader.check.forms import Form, form_notebook
 from grader.check.reference import reference_notebook
 from grader.config import Assignment, Variant
 from grader.grade import AssignmentGrader, GradeReport
+from grader.run.notebook import LOCKED, tags
 
 CANDIDATE = "candidate"
-LOCKED = "locked"
 
 
 def probe_forms(assignment: Assignment) -> list[Form]:
     """float64 and ±1 epoch, as edits of the reference solution."""
     reference = reference_notebook(assignment)
-    editable = [c.get("id") for c in reference.cells if c.cell_type == "code"
-                and LOCKED not in c.get("metadata", {}).get("tags", [])]
+    editable = [c.get("id") for c in reference.cells if c.cell_type == "code" and LOCKED not in tags(c)]
     index = next(i for i, c in enumerate(reference.cells) if c.get("id") == editable[0])
     before = reference.cells[index - 1].get("id") if index else None
     forms = [Form("float64", add_after={before: "torch.set_default_dtype(torch.float64)"}) if before else
