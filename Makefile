@@ -9,7 +9,7 @@ OUT ?= grades
 DIST ?= dist
 GRADE_ARGS ?=
 
-.PHONY: install sandbox-tools grade test check-reference release benchmark clean
+.PHONY: install sandbox-tools grade test assigned check-reference release benchmark clean
 
 install: $(VENV)/.installed sandbox-tools
 
@@ -34,15 +34,21 @@ $(VENV)/.installed: pyproject.toml Makefile
 grade: install
 	$(BIN)/grader grade-course --submissions $(SUBMISSIONS) --out $(OUT) $(GRADE_ARGS)
 
+# Each student notebook must be what its reference generates (grader assign): checked
+# before any kernel starts, in well under a second, with a cell-by-cell diff.
+assigned: install
+	$(BIN)/python -m grader.author.assign --check
+
 check-reference: install
 	$(BIN)/grader check-reference
 
 # What students receive: dist/<assignment>/ (notebook, public data, self-checks), refused
 # if any hidden seed, reference value, check code or solution line would be in it.
 release: install
+	$(BIN)/grader assign
 	$(BIN)/grader release --out $(DIST)
 
-test: install check-reference
+test: install assigned check-reference
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -21,6 +21,9 @@ from pathlib import Path
 from grader import __version__
 from grader.config import list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
+from grader.author.assign import assign, check_assigned
+from grader.author.new import scaffold
+from grader.author.probe import probe
 from grader.author.autograder import UNSANDBOXED_IN_CONTAINER, build_autograder, submitted_notebook
 from grader.fsutil import write_atomic
 from grader.grade import AssignmentGrader, GradeReport, collect_submissions
@@ -98,6 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--reference-only", action="store_true",
                        help="grade only the reference solution, without the fairness proof (quicker, while writing)")
     common(check)
+
+    assign_ = commands.add_parser("assign", help="write each student notebook from its reference solution "
+                                                "(solutions between ### BEGIN/END SOLUTION replaced)")
+    assign_.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    assign_.add_argument("--check", action="store_true",
+                         help="write nothing; fail with a cell-by-cell diff where a committed student notebook "
+                              "differs from what its reference generates")
+    assign_.add_argument("--course", type=Path, default=Path("."),
+                         help="folder holding assignments/ and reference/ (default: current folder)")
+
+    new = commands.add_parser("new", help="scaffold an assignment (source notebook, assignment.toml, checks, forms, "
+                                          "a test) that passes `make test` as generated")
+    new.add_argument("name", help="the assignment's name (lower-case letters, digits, _)")
+    new.add_argument("--course", type=Path, default=Path("."),
+                     help="folder holding assignments/ and reference/ (default: current folder)")
+
+    probe_ = commands.add_parser("probe", help="how far equivalent forms, mistakes, float64 and ±1 epoch land from "
+                                              "the reference; with --seed, whether that hidden seed keeps the task")
+    probe_.add_argument("assignment")
+    probe_.add_argument("--seed", type=int, help="a candidate hidden seed to try")
+    common(probe_)
 
     release = commands.add_parser("release", help="build the folder students receive, checked free of hidden material")
     release.add_argument("assignments", nargs="*", help="assignment names (default: all)")
@@ -313,6 +337,31 @@ async def check_reference_command(args) -> int:
     return EXIT_NOT_GRADABLE if failures else EXIT_OK
 
 
+async def assign_command(args) -> int:
+    names = args.assignments or list_assignments(args.course)
+    if args.check:
+        return EXIT_OK if check_assigned(args.course, names) else EXIT_NOT_GRADABLE
+    for name in names:
+        print(f"{name}: wrote {assign(load_assignment(args.course, name))}")
+    return EXIT_OK
+
+
+async def new_command(args) -> int:
+    for path in scaffold(args.course, args.name):
+        print(f"wrote {path}")
+    print(f"next: edit reference/{args.name}.ipynb, then `grader assign {args.name}` and "
+          f"`grader check-reference {args.name} --record-golden` (docs/checks.md)")
+    return EXIT_OK
+
+
+async def probe_command(args) -> int:
+    grader = AssignmentGrader(load_assignment(args.course, args.assignment),
+                              await options_from(args, sandbox_required=False))
+    await grader.prepare()
+    print("\n".join(await probe(grader, args.seed)))
+    return EXIT_OK
+
+
 async def release_command(args) -> int:
     names = args.assignments or list_assignments(args.course)
     if not names:
@@ -405,7 +454,8 @@ async def export_command(args) -> int:
 
 
 COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
-            "check-reference": check_reference_command, "release": release_command,
+            "check-reference": check_reference_command, "assign": assign_command, "new": new_command, "probe": probe_command,
+            "release": release_command,
             "gradescope-autograder": gradescope_autograder_command, "gradescope-run": gradescope_run_command,
             "export": export_command}
 

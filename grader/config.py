@@ -14,6 +14,9 @@ from pathlib import Path
 from grader.errors import ConfigError
 
 PUBLIC_VARIANT = "public"
+SELFCHECK_FILE = "selfchecks.toml"
+# Files students receive that grading never reads: editing them keeps cached grades.
+PUBLIC_ONLY_FILES = frozenset({SELFCHECK_FILE})
 
 
 def _setting(default, help_text: str):
@@ -85,6 +88,8 @@ class Assignment:
     execution: ExecutionSettings = _setting(ExecutionSettings(), "timeouts and size limits")
     variants: tuple[Variant, ...] = _setting((Variant(),), "runs of each submission, public first")
     manual: tuple[ManualQuestion, ...] = _setting((), "free-text questions graded by a TA")
+    task: dict[str, object] = _setting(dict, "numbers the task states (epochs, lr, seed, ...): checks.py reads "
+                                       "them with task(\"epochs\"), self-checks as $epochs")
 
     @property
     def template_path(self) -> Path:
@@ -100,10 +105,26 @@ class Assignment:
         return self.folder / "public"
 
     def files_for_hash(self) -> dict[str, Path]:
-        """Every file whose content decides the reference's values and the checks."""
+        """Every file whose content decides the reference's values and the checks (the
+        self-checks' texts do not: students run them, grading removes them)."""
         files = {str(p.relative_to(self.folder)): p for p in self.folder.rglob("*")
-                 if p.is_file() and "__pycache__" not in p.parts}
+                 if p.is_file() and "__pycache__" not in p.parts and p.name not in PUBLIC_ONLY_FILES}
         return {**files, "reference notebook": self.reference_notebook}
+
+
+def settings_table() -> str:
+    """Every assignment.toml key with its default and help, as a Markdown table: the
+    documentation (docs/assignment-toml.md) is this text, so the two cannot drift."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    tables = [("", Assignment), ("[execution] ", ExecutionSettings), ("[[variants]] ", Variant),
+              ("[[manual]] ", ManualQuestion)]
+    for prefix, cls in tables:
+        for f in dataclasses.fields(cls):
+            if "help" not in f.metadata or f.name in ("execution", "variants", "manual"):  # tables of their own
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            rows.append(f"| `{prefix}{f.name}` | `{default!r}` | {f.metadata['help']} |")
+    return "\n".join(rows)
 
 
 def _build(cls, data: dict, where: str):
@@ -148,6 +169,8 @@ def load_assignment(course_dir: Path, name: str) -> Assignment:
     names = [v.name for v in hidden]
     if PUBLIC_VARIANT in names or len(set(names)) != len(names):
         raise ConfigError(f"{where}: variant names must be unique and not {PUBLIC_VARIANT!r}")
+    if not all(isinstance(value, (int, float, str, bool)) for value in data.get("task", {}).values()):
+        raise ConfigError(f"{where} [task]: values are numbers, text or true/false (one per line)")
     data.setdefault("student_notebook", f"{name}.ipynb")
     data["capture"] = tuple(data.get("capture", ()))
     assignment = _build(

@@ -90,8 +90,8 @@ def test_missing_answer_cell_is_noted():
 
 def test_variant_rewrites_only_locked_cells():
     template = student_notebook("regression_ab")
-    hidden = apply_variant(template, Variant("hidden", {"torch.manual_seed(43052)": "torch.manual_seed(5)"}))
+    hidden = apply_variant(template, Variant("hidden", replace={"torch.manual_seed(43052)": "torch.manual_seed(5)"}))
     assert "torch.manual_seed(5)" in cell_sources(hidden)["data"]
     assert "43052" in cell_sources(template)["data"]
     with pytest.raises(ConfigError, match="appears in no locked cell"):
-        apply_variant(template, Variant("hidden", {"yhat = ???": "yhat = 1"}))
+        apply_variant(template, Variant("hidden", replace={"yhat = ???": "yhat = 1"}))

@@ -35,7 +35,8 @@ EXPECTED = {
     "wrong_50_epochs": (4, "ok", ["50_epochs"]),
     # float64 overflows later (inf at 290, hidden 354, instead of 35 and 42), so it loses
     # divergence on both runs and the weights and predictions that need it; its finite
-    # losses match within 1.7e-6 (loss curve 4) and it trained as asked (1).
+    # losses match within 1.7e-6 (loss curve 4) and it trained as asked (1). Its values are
+    # the declared mistake float64_model's, so its feedback names that cause.
     "partial_float64": (5, "ok", ["float64_model"]),
 }
 

@@ -12,15 +12,16 @@ Thresholds and tolerances come from measurements (torch 2.13 CPU, 5000 epochs of
 
 import torch
 
+from grader.check import task
 from grader.check import assert_all_close, assert_close, assert_trained, check, heatmap, Mismatch, ModuleInfo, NotJudged
 
 CHARACTERS = "abcde"
 INPUTS = torch.arange(len(CHARACTERS))
 TARGETS = (INPUTS + 1) % len(CHARACTERS)  # the next character: a→b, …, e→a
 LAYER_TYPES = ["Embedding", "Tanh", "Linear"]
-HIDDEN_NODES = 3
-EPOCHS = 5000
-ADAM_DEFAULT_LR = 1e-3
+HIDDEN_NODES = task("hidden_nodes")
+EPOCHS = task("epochs")
+ADAM_DEFAULT_LR = task("lr")
 MIN_TRUE_PROBABILITY = 0.95
 PARAMETER_ATOL = 1e-4
 PROBABILITY_ATOL = 2e-6

@@ -14,11 +14,12 @@ and 8128) for the tolerances:
 """
 
 
+from grader.check import task
 from grader.check import assert_close, assert_state_dict_close, assert_trained, check, Mismatch, ModuleInfo
 from grader.errors import ReferenceRunError, SubmissionError
 
-LR = 0.1
-EPOCHS = 1000
+LR = task("lr")
+EPOCHS = task("epochs")
 NAN_EPOCH_SLACK = 2
 LOSS_RTOL = 1e-4
 VALUE_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4, "equal_nan": True}

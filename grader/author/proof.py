@@ -51,7 +51,8 @@ def _module_source(name: str, module: ModuleInfo) -> str:
     def layer(entry: dict) -> str:
         cls = getattr(torch.nn, entry["type"])
         accepted = inspect.signature(cls).parameters
-        args = ", ".join(f"{k}={v!r}" for k, v in entry["config"].items() if k in accepted)
+        any_keyword = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # RNN(*args, **kwargs)
+        args = ", ".join(f"{k}={v!r}" for k, v in entry["config"].items() if any_keyword or k in accepted)
         return f"torch.nn.{entry['type']}({args})"
 
     leaves = [entry for entry in module.layers if entry["children"] == 0]

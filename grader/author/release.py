@@ -33,6 +33,11 @@ NUMBER_TOKEN = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")
 MIN_CHECK_LINE = 20  # shorter lines of checks.py ("import torch") are not telling
 MIN_SOLUTION_LINE = 8
 MIN_DIGITS = 4  # numbers with fewer significant digits (0.5, 30) are too common to be telling
+# Solution or check lines every student writes anyway: finding one in a release gives nothing away.
+COMMON_LINES = frozenset({
+    "optimizr.zero_grad()", "optimizer.zero_grad()", "optimizr.step()", "optimizer.step()", "loss.backward()",
+    "net.zero_grad()", "### BEGIN SOLUTION", "### END SOLUTION",
+})
 
 
 @dataclass(frozen=True)
@@ -78,28 +83,40 @@ def hidden_material(assignment: Assignment) -> list[Secret]:
     template = read_notebook(assignment.template_path, assignment.execution.max_notebook_bytes)
     public_text = "\n".join(c.source for c in template.cells)
     public_numbers = set(NUMBER_TOKEN.findall(public_text))
+    toml, checks, reference_file, golden_file = (_course_path(assignment, p) for p in (
+        assignment.folder / "assignment.toml", assignment.checks_path, assignment.reference_notebook,
+        assignment.golden_file))
     secrets = []
     for variant in assignment.variants:
-        secrets += [Secret("hidden variant", str(seed), f"variant {variant.name!r}") for seed in variant.seeds.values()]
+        for seed in map(str, variant.seeds.values()):
+            secrets += [Secret("hidden variant", seed, f"{toml} variant {variant.name!r}"),
+                        Secret("hidden variant", f"torch.manual_seed({seed})", f"{toml} variant {variant.name!r}")]
         for old, new in variant.replace.items():
-            secrets.append(Secret("hidden variant", new, f"variant {variant.name!r}"))
-            secrets += [Secret("hidden variant", token, f"variant {variant.name!r}")
+            secrets.append(Secret("hidden variant", new, f"{toml} variant {variant.name!r}"))
+            secrets += [Secret("hidden variant", token, f"{toml} variant {variant.name!r}")
                         for token in set(NUMBER_TOKEN.findall(new)) - set(NUMBER_TOKEN.findall(old))]
     if assignment.golden_file.is_file():
         golden = json.loads(assignment.golden_file.read_text(encoding="utf-8"))
         numbers = {form for x in _golden_numbers(golden) for form in _number_forms(x)}
-        secrets += [Secret("reference value", form, assignment.golden_file.name)
+        secrets += [Secret("reference value", form, golden_file)
                     for form in sorted(numbers - public_numbers)]
     for line in assignment.checks_path.read_text(encoding="utf-8").splitlines():
-        if len(line.strip()) >= MIN_CHECK_LINE and line.strip() not in public_text:
-            secrets.append(Secret("check code", line.strip(), assignment.checks_path.name))
+        if len(line.strip()) >= MIN_CHECK_LINE and line.strip() not in public_text and line.strip() not in COMMON_LINES:
+            secrets.append(Secret("check code", line.strip(), checks))
     reference = read_notebook(assignment.reference_notebook, assignment.execution.max_notebook_bytes)
     for cell in reference.cells:
         if ANSWER in tags(cell):
-            secrets += [Secret("solution", line.strip(), assignment.reference_notebook.name)
+            secrets += [Secret("solution", line.strip(), reference_file)
                         for line in cell.source.splitlines()
-                        if len(line.strip()) >= MIN_SOLUTION_LINE and line.strip() not in public_text]
+                        if len(line.strip()) >= MIN_SOLUTION_LINE and line.strip() not in public_text
+                        and line.strip() not in COMMON_LINES]
     return secrets
+
+
+def _course_path(assignment: Assignment, path: Path) -> str:
+    """`path` as the TA finds it in the course folder, e.g. reference/regression_ab.ipynb."""
+    course = assignment.folder.parent.parent
+    return str(path.relative_to(course)) if path.is_relative_to(course) else str(path)
 
 
 def find_leaks(folder: Path, secrets: list[Secret]) -> list[str]:
@@ -139,7 +156,7 @@ def release_notebook(assignment: Assignment, questions) -> nbformat.NotebookNode
 def build_release(assignment: Assignment, out_dir: Path) -> tuple[Path, int]:
     """Write `out_dir/<assignment>/`; returns it and how many secrets it was checked against."""
     template = read_notebook(assignment.template_path, assignment.execution.max_notebook_bytes)
-    questions = load_selfchecks(assignment.folder, [c.get("id") for c in template.cells])
+    questions = load_selfchecks(assignment.folder, [c.get("id") for c in template.cells], assignment.task)
     out_dir.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{assignment.name}-"))
     try:
@@ -152,8 +169,10 @@ def build_release(assignment: Assignment, out_dir: Path) -> tuple[Path, int]:
         secrets = hidden_material(assignment)
         leaks = find_leaks(build, secrets)
         if leaks:
-            raise ConfigError(f"the release of {assignment.name} would give students hidden material; nothing "
-                              "was written:\n  " + "\n  ".join(leaks))
+            raise ConfigError(f"cannot release {assignment.name}: it would give students hidden material "
+                              "(file in the release: what, from where); nothing was written. A line every student "
+                              "writes anyway belongs in grader/author/release.py COMMON_LINES.\n  "
+                              + "\n  ".join(leaks))
         target = out_dir / assignment.name
         replace_dir_atomic(build, target)
     finally:

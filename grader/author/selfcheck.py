@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from string import Template
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.config import SELFCHECK_FILE
 from grader.errors import ConfigError
 from grader.report.i18n import both
 
-SELFCHECK_FILE = "selfchecks.toml"
 TESTS_DIR = "tests"
 SETUP_SOURCE = f'import otter\ngrader = otter.Notebook(tests_dir="{TESTS_DIR}")'
 # A top-level line that only drives otter; indented lines are left alone (removing one
@@ -61,8 +62,9 @@ class Question:
     expect: tuple[Expectation, ...] = ()
 
 
-def load_selfchecks(folder: Path, cell_ids: list[str]) -> list[Question]:
-    """The questions in `folder/selfchecks.toml` (none if the file is absent), validated."""
+def load_selfchecks(folder: Path, cell_ids: list[str], task: dict | None = None) -> list[Question]:
+    """The questions in `folder/selfchecks.toml` (none if the file is absent), validated;
+    `$name` in a test or message is the assignment's `[task]` value `name`."""
     path = folder / SELFCHECK_FILE
     if not path.is_file():
         return []
@@ -84,7 +86,9 @@ def load_selfchecks(folder: Path, cell_ids: list[str]) -> list[Question]:
             question = Question(raw["name"], raw["after"], tuple(raw.get("defined", ())),
                                 {k: tuple(int(n) for n in v) for k, v in raw.get("shape", {}).items()},
                                 tuple(raw.get("finite", ())),
-                                tuple(Expectation(e["test"], e["message"]) for e in raw.get("expect", [])))
+                                tuple(Expectation(*(Template(e[k]).safe_substitute({key: str(value) for key, value in (task or {}).items()})
+                                                     for k in ("test", "message")))
+                                      for e in raw.get("expect", [])))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc}); see {__name__}'s docstring") from None
         bad = [n for n in (*question.defined, *question.shape, *question.finite) if not IDENTIFIER.match(str(n))]

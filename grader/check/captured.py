@@ -136,6 +136,17 @@ class Captured:
     def trace(self) -> Trace:
         return _trace_from(self.trace_record, self.arrays)
 
+    def devices(self) -> set[str]:
+        """The device types (`cpu`, `cuda`) the captured tensors were on, modules' weights
+        included: where the submission computed, to pick the reference run to compare with."""
+        def tensors(entry: dict):
+            if entry.get("kind") == "tensor":
+                yield entry
+            for nested in ("entries", "state_dict"):
+                yield from (e for e in entry.get(nested, {}).values() if isinstance(e, dict))
+
+        return {str(t.get("device", "cpu")).partition(":")[0] for e in self.values.values() for t in tensors(e)}
+
     def __contains__(self, name: str) -> bool:
         return self.values.get(name, {}).get("kind", "missing") != "missing"
 

@@ -26,6 +26,7 @@ from typing import Callable
 
 from grader.check.compare import Mismatch, recording_closeness
 from grader.config import PUBLIC_VARIANT, Assignment
+from grader.check.task import stating
 from grader.errors import CaptureError, ConfigError, MissingValue
 
 CHECK_ATTRIBUTE = "__grader_check__"
@@ -91,7 +92,8 @@ def import_checks(assignment: Assignment) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"grader_checks_{assignment.name}", assignment.checks_path)
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with stating(assignment):
+            spec.loader.exec_module(module)
     except ConfigError:
         raise
     except Exception as exc:

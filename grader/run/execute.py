@@ -31,6 +31,7 @@ from grader.errors import CaptureError
 from grader.fsutil import remove_tree
 from grader.run.channels import CUT_MARK
 from grader.run.forkserver import KernelProvisioner
+from grader.run.gpu import device_environment
 from grader.run.kernel import kernel_code
 from grader.run.notebook import first_line
 from grader.run.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
@@ -186,9 +187,7 @@ def kernel_environment(run_dir: Path, workdir: Path, device: str, cache_dir: Pat
         "PYTHONWARNINGS": "ignore::UserWarning:matplotlib",
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
     }
-    if device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    return env
+    return env | device_environment(device)
 
 
 def mentions_cuda(nb: NotebookNode) -> bool:

@@ -34,7 +34,9 @@ from grader.run.seccomp import seccomp_filter
 from grader.run.zygote import receive, reply
 
 ENGINE_SWITCH = "GRADER_KERNELS"  # "fresh": start every kernel as a fresh process
-PER_RUN_VARIABLES = ("HOME", "PWD", "MPLCONFIGDIR", "IPYTHONDIR", "JPY_PARENT_PID", "JPY_SESSION_NAME")
+# Set in each forked kernel; the parent never initialises CUDA, so a kernel's GPU is its own.
+PER_RUN_VARIABLES = ("HOME", "PWD", "MPLCONFIGDIR", "IPYTHONDIR", "JPY_PARENT_PID", "JPY_SESSION_NAME",
+                     "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 WARM_UP_TIMEOUT = 180.0
 FORK_TIMEOUT = 30.0
 NAME_ROOM = " " * 1024  # an argument of the parent's, overwritten by each kernel's command line

@@ -11,6 +11,7 @@ from nbformat import NotebookNode
 
 from grader.config import Assignment, Variant
 from grader.run.execute import ExecutionResult, RunOptions, run_notebook
+from grader.run.gpu import kernel_device, visible_gpus
 from grader.run.notebook import PreparedNotebook, apply_variant, prepare_notebook
 
 
@@ -32,18 +33,25 @@ class Runner:
         self.assignment = assignment
         self.options = options
         self.templates = {v.name: apply_variant(template, v) for v in assignment.variants}
-        self.limiter = asyncio.Semaphore(options.workers)
+        self.slots: asyncio.Queue[int] = asyncio.Queue()  # worker slots; with cuda, each has its GPU
+        for slot in range(options.workers):
+            self.slots.put_nowait(slot)
+        self.gpus = visible_gpus() if options.device == "cuda" else []
 
     async def run(self, submission: NotebookNode, variant: Variant,
                   initial_parameters: tuple[np.ndarray, ...] | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
         """One variant; with `initial_parameters`, training starts from them (a replay)."""
         prepared = prepare_notebook(self.templates[variant.name], submission)
-        run_options = RunOptions(capture=self.assignment.capture, device=self.options.device,
-                                 public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir,
-                                 sandbox=self.options.sandbox, seed_map=dict(variant.seeds),
-                                 initial_parameters=initial_parameters)
-        async with self.limiter:
+        slot = await self.slots.get()
+        try:
+            run_options = RunOptions(capture=self.assignment.capture,
+                                     device=kernel_device(self.options.device, slot, self.gpus),
+                                     public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir,
+                                     sandbox=self.options.sandbox, seed_map=dict(variant.seeds),
+                                     initial_parameters=initial_parameters)
             result = await run_notebook(prepared.notebook, self.assignment.execution, run_options)
+        finally:
+            self.slots.put_nowait(slot)
         return prepared, result
 
     async def run_all(self, submission: NotebookNode) -> dict[str, tuple[PreparedNotebook, ExecutionResult]]:

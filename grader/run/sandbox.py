@@ -34,6 +34,7 @@ from pathlib import Path
 
 from grader.config import ExecutionSettings
 from grader.fsutil import remove_tree
+from grader.run.gpu import device_binds
 from grader.run.seccomp import seccomp_filter
 
 RUN_PREFIX = "grader-run-"  # then the grader's pid: run folders and cgroups are named alike
@@ -156,9 +157,7 @@ def bwrap_arguments(run_dir: Path, device: str) -> list[str]:
         args += _with_parents(Path("/etc", name), made) + ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for path in _interpreter_paths():
         args += _with_parents(path, made) + ["--ro-bind", str(path), str(path)]
-    if device == "cuda":
-        for node in sorted(Path("/dev").glob("nvidia*")):
-            args += ["--dev-bind", str(node), str(node)]
+    args += device_binds(device)
     for name in KERNEL_FOLDERS:  # not the run folder itself: it holds the filter and masks, root's
         args += _with_parents(run_dir / name, made) + ["--bind-try", str(run_dir / name), str(run_dir / name)]
     args += proc_mask_arguments(run_dir / PROC_MASKS)
