@@ -341,7 +341,7 @@ async def gradescope_results_of(args) -> dict:
     await grader.prepare()
     report = await grader.grade_file(path, path.parent)
     if not sandbox:
-        report.notes.append(UNSANDBOXED_IN_CONTAINER)
+        report.note(UNSANDBOXED_IN_CONTAINER)
     merge_manual([report], assignment.manual, TaFile())  # pending: TAs grade answers in Gradescope
     return gradescope_results(report, text)
 

@@ -148,7 +148,7 @@ def cause_text(diagnosis: dict, lang: str) -> str:
 
 
 def _check_label(c, text: Text) -> str:
-    return c.description + (f" {text('hidden_data')}" if c.variant != PUBLIC_VARIANT else "")
+    return c.describe(text.lang) + (f" {text('hidden_data')}" if c.variant != PUBLIC_VARIANT else "")
 
 
 def score_blocks(report: GradeReport, text: Text) -> list[Block]:
@@ -156,9 +156,9 @@ def score_blocks(report: GradeReport, text: Text) -> list[Block]:
     score = text("score", score=points(report.score), max_score=points(report.max_score))
     blocks: list[Block] = [Paragraph(f"**{score}** · {text('status')}: {text('status_' + report.status)}", "score")]
     if report.status == "invalid":
-        blocks.append(Paragraph(text("invalid", reason=report.reason)))
+        blocks.append(Paragraph(text("invalid", reason=report.reason_in(text.lang))))
     if report.notes:
-        blocks.append(Bullets([text("note", note=note) for note in report.notes]))
+        blocks.append(Bullets([text("note", note=note) for note in report.notes_in(text.lang)]))
     return blocks
 
 
@@ -186,10 +186,10 @@ def check_blocks(report: GradeReport, text: Text) -> list[Block]:
     not_judged: dict[str, list[str]] = {}
     for c in report.checks:
         if c.status == "not-judged":
-            not_judged.setdefault(c.feedback, []).append(_check_label(c, text))
+            not_judged.setdefault(c.feedback_in(text.lang), []).append(_check_label(c, text))
     if failed or not_judged:
         blocks += [Heading(text("what_to_look_at")),
-                   Bullets([f"**{_check_label(c, text)}**: {c.feedback}" for c in failed]
+                   Bullets([f"**{_check_label(c, text)}**: {c.feedback_in(text.lang)}" for c in failed]
                            + [f"{text('not_judged', reason=reason)}: " + ", ".join(f"**{label}**" for label in labels)
                               for reason, labels in not_judged.items()])]
     if any(c.variant != PUBLIC_VARIANT for c in report.checks):
@@ -197,14 +197,22 @@ def check_blocks(report: GradeReport, text: Text) -> list[Block]:
     return blocks
 
 
-def manual_blocks(results: list, text: Text) -> list[Block]:
-    """Answers graded by a TA: points and the TA's comment, or that grading is pending."""
+def manual_blocks(results: list, text: Text, answers: dict[str, str | None] | None = None) -> list[Block]:
+    """Answers graded by a TA: points and the TA's comment, or that grading is pending, each
+    followed by the student's own answer (what the TA will read)."""
     if not results:
         return []
-    rows = [[MARKS.get(c.status, "✗"), c.description,
-             "–" if c.status == "pending" else f"{points(c.points)} / {points(c.max_points)}",
-             text("manual_pending") if c.status == "pending" else c.feedback] for c in results]
-    return [Heading(text("manual")), Table(["", text("check"), text("points"), ""], rows, [c.status for c in results])]
+    rows = [[MARKS.get(c.status, "✗"), c.describe(text.lang),
+             f"– / {points(c.max_points)}" if c.status == "pending" else f"{points(c.points)} / {points(c.max_points)}",
+             text("manual_pending") if c.status == "pending" else c.feedback_in(text.lang)] for c in results]
+    blocks: list[Block] = [Heading(text("manual")),
+                           Table(["", text("check"), text("points"), ""], rows, [c.status for c in results])]
+    for c in results:
+        if answers and c.name in answers:
+            answer = answers[c.name]
+            blocks += [Paragraph(text("your_answer", question=c.describe(text.lang))),
+                       Code(answer) if answer and answer.strip() else Paragraph(text("no_answer"))]
+    return blocks
 
 
 def feedback_page(report: GradeReport, assignment: Assignment, reference_losses: list[float],
@@ -222,5 +230,5 @@ def feedback_page(report: GradeReport, assignment: Assignment, reference_losses:
         blocks += [Heading(text("training")), Bullets(training)]
         blocks += _loss_curve(report, reference_losses, text)
     blocks += _heatmap(report, text)
-    blocks += manual_blocks(report.manual, text)
+    blocks += manual_blocks(report.manual, text, report.answers)
     return title, blocks

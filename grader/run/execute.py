@@ -34,6 +34,7 @@ from grader.run.forkserver import KernelProvisioner
 from grader.run.kernel import kernel_code
 from grader.run.notebook import first_line
 from grader.run.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
+from grader.said import Said, say
 
 TRACEBACK_CHARS = 4000
 SUBMISSION_COPY = "submission.ipynb"
@@ -68,13 +69,18 @@ class CellProblem:
     traceback: str
     first_line: str
 
-    def describe(self) -> str:
+    def describe(self) -> Said:
         where = f"cell {self.cell_index + 1} ({self.first_line!r})"
+        where_ko = f"{self.cell_index + 1}번째 셀 ({self.first_line!r})"
         if self.kind == "timeout":
-            return f"{where} did not finish in time and was interrupted"
+            return say(f"{where} did not finish in time and was interrupted",
+                       f"{where_ko}이 제한 시간 안에 끝나지 않아 중단되었습니다")
         if self.kind == "dead-kernel":
-            return f"the kernel died while running {where} (a crash, os._exit, or running out of memory or CPU time)"
-        return f"{where} raised {self.ename}: {self.evalue}"
+            return say(f"the kernel died while running {where} (a crash, os._exit, or running out of memory or "
+                       "CPU time)",
+                       f"{where_ko}을 실행하는 중에 커널이 죽었습니다 (충돌, os._exit, 메모리나 CPU 시간 부족)")
+        return say(f"{where} raised {self.ename}: {self.evalue}",
+                   f"{where_ko}에서 오류가 났습니다: {self.ename}: {self.evalue}")
 
 
 @dataclass
@@ -132,7 +138,8 @@ class BoundedClient(NotebookClient):
     def output(self, outs, msg, display_id, cell_index):
         cut = msg.get("metadata", {}).get(CUT_MARK)
         if cut:
-            self._note_cut(cell_index, f"{cut['type']} messages over {cut['limit']:,} bytes were dropped")
+            self._note_cut(cell_index, say(f"{cut['type']} messages over {cut['limit']:,} bytes were dropped",
+                                           f"{cut['limit']:,}바이트가 넘는 {cut['type']} 메시지를 버렸습니다"))
         if msg["msg_type"] == "error":
             _cut_error(msg["content"])
         used = self.output_chars.get(cell_index, 0)
@@ -143,7 +150,8 @@ class BoundedClient(NotebookClient):
         if used + size > self.max_output_chars:
             notice = f"[output cut: this cell printed more than {self.max_output_chars:,} characters]\n"
             outs.append(NotebookNode(output_type="stream", name="stderr", text=notice))
-            self._note_cut(cell_index, f"output beyond {self.max_output_chars:,} characters was cut")
+            self._note_cut(cell_index, say(f"output beyond {self.max_output_chars:,} characters was cut",
+                                           f"{self.max_output_chars:,}자를 넘는 출력은 잘랐습니다"))
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -156,8 +164,8 @@ class BoundedClient(NotebookClient):
             self.replies[cell_index] = _cut_error(exec_reply["content"])
         return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
-    def _note_cut(self, cell_index: int, what: str) -> None:
-        note = f"cell {cell_index + 1}: {what}"
+    def _note_cut(self, cell_index: int, what: Said) -> None:
+        note = say(f"cell {cell_index + 1}: {what}", f"{cell_index + 1}번째 셀: {what.ko}")
         if note not in self.cut_notes:
             self.cut_notes.append(note)
 
@@ -283,7 +291,8 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         result.notes += client.cut_notes
         result.seconds = time.monotonic() - started
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
-        result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
+        result.notes.append(say("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU",
+                                "노트북이 CUDA GPU를 쓰려고 했지만 GPU 없이 CPU에서 실행했습니다"))
     return result
 
 
@@ -330,7 +339,9 @@ async def _run_cells(client, nb, settings, deadline, result) -> None:
         if remaining <= 0:
             result.status = "timeout"
             result.problems.append(CellProblem(index, "timeout", "", "", "", first_line(cell.source)))
-            result.notes.append(f"the notebook ran out of its {settings.notebook_timeout:.0f} s; later cells were not run")
+            limit = f"{settings.notebook_timeout:.0f}"
+            result.notes.append(say(f"the notebook ran out of its {limit} s; later cells were not run",
+                                    f"노트북 전체 제한 시간 {limit}초를 다 써서 뒤의 셀은 실행하지 않았습니다"))
             return
         client.timeout = max(1, int(min(settings.cell_timeout, remaining)))
         try:

@@ -19,6 +19,7 @@ from nbformat import NotebookNode
 from grader.config import Variant
 from grader.errors import ConfigError, InvalidSubmission
 from grader.author.selfcheck import strip_selfcheck_lines
+from grader.said import say
 
 LOCKED = "locked"
 ANSWER = "answer"
@@ -153,6 +154,11 @@ class PreparedNotebook:
     answer_cells: dict[str, NotebookNode] = field(default_factory=dict)
 
 
+def quoted_first_line(source: str) -> str:
+    """A cell's first line as code (a page shows it as code in either language)."""
+    return f"`{first_line(source)}`" if first_line(source) else "(empty)"
+
+
 def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> PreparedNotebook:
     """Restore the template's locked cells inside the submission; keep everything else.
 
@@ -185,7 +191,9 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
                 continue
         original = locked[cid]
         if _normalise(cell.source) != _normalise(original.source):
-            notes.append(f"a locked cell was edited and has been restored: {first_line(original.source) or '(empty)'!r}")
+            shown = quoted_first_line(original.source)
+            notes.append(say(f"a locked cell was edited and has been restored: {shown}",
+                             f"수정하면 안 되는 셀이 수정되어 원래대로 되돌렸습니다: {shown}"))
         placed[cid] = len(cells)
         cells.append(_fresh(original))
 
@@ -197,7 +205,9 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
         cells.insert(index, _fresh(locked[cid]))
         placed = {k: (v + 1 if v >= index else v) for k, v in placed.items()}
         placed[cid] = index
-        notes.append(f"a locked cell was missing and has been put back: {first_line(locked[cid].source) or '(empty)'!r}")
+        shown = quoted_first_line(locked[cid].source)
+        notes.append(say(f"a locked cell was missing and has been put back: {shown}",
+                         f"수정하면 안 되는 셀이 없어져서 다시 넣었습니다: {shown}"))
 
     answer_cells = {}
     by_id = {c.get("id"): c for c in cells}
@@ -205,7 +215,9 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
         if answer.id in by_id:
             answer_cells[answer.id] = by_id[answer.id]
         else:
-            notes.append(f"an answer cell is missing (deleted or re-created?): {first_line(answer.source) or '(empty)'!r}")
+            shown = quoted_first_line(answer.source)
+            notes.append(say(f"an answer cell is missing (deleted or re-created?): {shown}",
+                             f"답안 셀이 없습니다 (지웠거나 새로 만들었나요?): {shown}"))
 
     nb = nbformat.from_dict({**submission, "cells": []})
     nb.cells = cells
