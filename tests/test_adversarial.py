@@ -91,7 +91,7 @@ EXPECTED = {
     "fork_200.ipynb": Expect("error", 12, "attack ran; started", note=PROCESS_LIMIT),
     "fork_bomb.ipynb": Expect("error", 12, "attack ran", note=PROCESS_LIMIT),
     "thread_bomb.ipynb": Expect("error", 12, "attack ran; started", note=PROCESS_LIMIT),
-    "huge_output.ipynb": Expect("error", 12, "raised ValueError: eggs"),
+    "huge_output.ipynb": Expect("error", 12, "raised `ValueError: eggs"),
     "read_secrets.ipynb": Expect("error", 12, "attack ran; searched"),
     "read_environment.ipynb": Expect("error", 12, "token: None"),
     "network.ipynb": Expect("error", 12, "reached ports []; interfaces ['lo']"),
@@ -106,10 +106,10 @@ EXPECTED = {
     # The grader process itself: none of these may stop the batch or cost another row.
     "deep_tree.ipynb": Expect("ok", 12),
     "deeply_nested.ipynb": Expect("invalid", 0, "20,002 levels deep, over the limit of 64"),
-    "lone_surrogate.ipynb": Expect("error", 12, "('# \ufffd a lone surrogate in the first line') raised ValueError"),
+    "lone_surrogate.ipynb": Expect("error", 12, "(`# \ufffd a lone surrogate in the first line`) raised `ValueError"),
     "loss_overflow.ipynb": Expect("ok", 12),
     "huge_lr.ipynb": Expect("ok", 12),
-    "output_widget_hides_error.ipynb": Expect("error", 12, "raised ZeroDivisionError"),
+    "output_widget_hides_error.ipynb": Expect("error", 12, "raised `ZeroDivisionError"),
     "widget_flood.ipynb": Expect("ok", 12, note="comm_msg messages over 1,048,576 bytes were dropped"),
     "giant_class_name.ipynb": Expect("ok", 10),  # its yhat is no tensor
     "proc_load.ipynb": Expect("error", 12, "loadavg 0.00 0.00 0.00 1/1 1; stat 0 bytes; uptime 0 bytes"),

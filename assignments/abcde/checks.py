@@ -234,7 +234,7 @@ def probabilities(student, reference):
     """the probabilities softmax(net(x)) for a–e match the reference solution's"""
     _, got = hidden_and_probabilities(same_layers_as_reference(student, reference))
     _, expected = hidden_and_probabilities(reference["net"])
-    assert_close(got, expected, name="probabilities (rows a–e)", atol=PROBABILITY_ATOL, rtol=0)
+    assert_close(got, expected, name=say("probabilities (rows a–e)", "확률 (행: a–e)"), atol=PROBABILITY_ATOL, rtol=0)
 
 
 @check(points=1, variants="all", ko="마지막 에폭의 손실이 참고 답안의 값과 같습니다")

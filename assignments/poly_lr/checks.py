@@ -100,7 +100,7 @@ def loss_curve(student, reference):
                        say(f"your training recorded only {len(got)} losses, fewer than are compared",
                            f"학습에서 손실이 {len(got)}개만 기록되어 비교할 개수보다 적습니다"))
     try:
-        assert_close(got[:len(expected)], expected, name="loss per epoch before the divergence",
+        assert_close(got[:len(expected)], expected, name=say("loss per epoch before the divergence", "발산 전 에폭별 손실"),
                      rtol=LOSS_RTOL, atol=0)
     except Mismatch as mismatch:
         # The default summary counts the compared epochs, which tells the hidden inf epoch.

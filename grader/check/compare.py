@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from grader.said import Said, joined, say
+from grader.said import Said, joined, korean, say
 
 
 NOT_EXPECTED = say("not the expected value", "정답 값과 다릅니다")
@@ -98,13 +98,18 @@ def _as_array(value, name: str, role: Said) -> np.ndarray:
         return np.asarray(value)
     kind = _describe_type(value)
     raise Mismatch(say(f"{name}: {role} is {kind}, not a number or tensor",
-                       f"{name}: {role.ko}이 숫자나 텐서가 아니라 {kind.ko}입니다"))
+                       f"{_ko(name)}: {role.ko}이 숫자나 텐서가 아니라 {kind.ko}입니다"))
 
 
 def _dtype_name(value, array: np.ndarray) -> str:
     if isinstance(value, torch.Tensor):
         return str(value.dtype).replace("torch.", "")
     return str(array.dtype)
+
+
+def _ko(name: str) -> str:
+    """A value's name on a Korean page: its Korean when it was given as `say(en, ko)`."""
+    return korean(name) or name
 
 
 def _fmt(x) -> str:
@@ -127,15 +132,15 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
     if got_array.shape != expected_array.shape:
         got_shape, expected_shape = got_array.shape, expected_array.shape
         raise Mismatch(say(f"{name}: shape {got_shape}, expected shape {expected_shape}",
-                           f"{name}: shape이 {got_shape}입니다. 정답의 shape은 {expected_shape}입니다"),
-                       say(f"{name}: not the expected shape", f"{name}: shape이 정답과 다릅니다"))
+                           f"{_ko(name)}: shape이 {got_shape}입니다. 정답의 shape은 {expected_shape}입니다"),
+                       say(f"{_ko(name)}: not the expected shape", f"{_ko(name)}: shape이 정답과 다릅니다"))
     got_dtype, expected_dtype = _dtype_name(got, got_array), _dtype_name(expected, expected_array)
     if check_dtype and got_dtype != expected_dtype:
         raise Mismatch(say(f"{name}: dtype {got_dtype}, expected {expected_dtype}",
-                           f"{name}: dtype이 {got_dtype}입니다. 정답의 dtype은 {expected_dtype}입니다"))
+                           f"{_ko(name)}: dtype이 {got_dtype}입니다. 정답의 dtype은 {expected_dtype}입니다"))
     if got_array.dtype.kind not in "biufc":
         raise Mismatch(say(f"{name}: values of dtype {got_array.dtype} cannot be compared as numbers",
-                           f"{name}: dtype이 {got_array.dtype}인 값은 숫자로 비교할 수 없습니다"))
+                           f"{_ko(name)}: dtype이 {got_array.dtype}인 값은 숫자로 비교할 수 없습니다"))
 
     g = got_array.astype(np.complex128 if got_array.dtype.kind == "c" else np.float64).ravel()
     e = expected_array.astype(np.complex128 if expected_array.dtype.kind == "c" else np.float64).ravel()
@@ -156,10 +161,10 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
         count = int(nan_wrong.sum())
         _record(math.inf, atol)
         raise Mismatch(say(f"{name}: {count} of {n} elements differ in nan; first at {at}: {detail}",
-                           f"{name}: 원소 {n}개 중 {count}개의 nan 여부가 정답과 다릅니다. "
+                           f"{_ko(name)}: 원소 {n}개 중 {count}개의 nan 여부가 정답과 다릅니다. "
                            f"처음은 {at.ko}: {detail.ko}"),
                        say(f"{name}: nan appears in other places than expected",
-                           f"{name}: 정답과 다른 위치에 nan이 있습니다"))
+                           f"{_ko(name)}: 정답과 다른 위치에 nan이 있습니다"))
 
     finite = np.isfinite(g) & np.isfinite(e)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -181,11 +186,11 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
     message = say(f"{name}: {count} of {n} elements outside tolerance (atol {atol:g}, rtol {rtol:g}); "
                   f"worst{at}: got {_fmt(g[k])}, expected {_fmt(e[k])} "
                   f"(abs err {abs_err[k]:.3g}, rel err {rel:.3g})",
-                  f"{name}: 원소 {n}개 중 {count}개가 허용 오차(atol {atol:g}, rtol {rtol:g}) 밖입니다. "
+                  f"{_ko(name)}: 원소 {n}개 중 {count}개가 허용 오차(atol {atol:g}, rtol {rtol:g}) 밖입니다. "
                   f"가장 큰 차이{at_ko}: 제출한 값 {_fmt(g[k])}, 정답 값 {_fmt(e[k])} "
                   f"(절대 오차 {abs_err[k]:.3g}, 상대 오차 {rel:.3g})")
     summary = say(f"{name}: differs from the expected values beyond the tolerance",
-                  f"{name}: 정답 값과 허용 오차 이상으로 다릅니다")
+                  f"{_ko(name)}: 정답 값과 허용 오차 이상으로 다릅니다")
     raise Mismatch(message, summary)
 
 
@@ -208,7 +213,7 @@ def as_tensor(value, *, name: str) -> torch.Tensor:
     array = _as_array(value, name, YOUR_VALUE)
     if array.dtype.kind not in "biuf":
         raise Mismatch(say(f"{name}: values of dtype {array.dtype} are not real numbers",
-                           f"{name}: dtype이 {array.dtype}인 값은 실수가 아닙니다"))
+                           f"{_ko(name)}: dtype이 {array.dtype}인 값은 실수가 아닙니다"))
     return torch.from_numpy(array.astype("float64"))
 
 
@@ -217,13 +222,13 @@ def assert_state_dict_close(got: dict, expected: dict, *, name: str, **tolerance
     if not isinstance(got, dict):
         kind = _describe_type(got)
         raise Mismatch(say(f"{name}: expected a state_dict, got {kind}",
-                           f"{name}: state_dict여야 하는데 {kind.ko}입니다"))
+                           f"{_ko(name)}: state_dict여야 하는데 {kind.ko}입니다"))
     missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
         parts = ([say(f"missing {', '.join(missing)}", f"없는 키 {', '.join(missing)}")] if missing else []) + (
             [say(f"unexpected {', '.join(extra)}", f"예상 밖의 키 {', '.join(extra)}")] if extra else [])
         raise Mismatch(say(f"{name}: keys differ: {'; '.join(parts)}",
-                           f"{name}: 키가 다릅니다: {'; '.join(p.ko for p in parts)}"))
+                           f"{_ko(name)}: 키가 다릅니다: {'; '.join(p.ko for p in parts)}"))
     for key in expected:
         assert_close(got[key], expected[key], name=f"{name}[{key!r}]", **tolerances)
 
@@ -259,5 +264,5 @@ def assert_equal(got, expected, *, name: str) -> None:
     """Exact equality for counts, labels and structures, with both values in the message."""
     if got != expected:
         raise Mismatch(say(f"{name}: got {got!r}, expected {expected!r}",
-                           f"{name}: 제출한 값 {got!r}, 정답 값 {expected!r}"),
-                       say(f"{name}: not the expected value", f"{name}: 정답 값과 다릅니다"))
+                           f"{_ko(name)}: 제출한 값 {got!r}, 정답 값 {expected!r}"),
+                       say(f"{_ko(name)}: not the expected value", f"{_ko(name)}: 정답 값과 다릅니다"))

@@ -218,7 +218,7 @@ def manual_blocks(results: list, text: Text, answers: dict[str, str | None] | No
 def feedback_page(report: GradeReport, assignment: Assignment, reference_losses: list[float],
                   text: Text) -> tuple[str, list[Block]]:
     """The title and blocks of one student's feedback page."""
-    title = text("feedback_title", title=assignment.title or assignment.name, student=report.student)
+    title = text("feedback_title", title=assignment.title_in(text.lang), student=report.student)
     blocks = score_blocks(report, text)
     if report.problems:
         blocks.append(Heading(text("problems")))

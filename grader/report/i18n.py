@@ -59,8 +59,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The autograder could not grade this submission; a TA will look at it. Your score is not final.",
         "ko": "자동 채점기가 이 제출물을 채점하지 못했습니다. 조교가 확인합니다. 현재 점수는 최종 점수가 아닙니다."},
     "problems": {"en": "Problems while running your notebook", "ko": "노트북 실행 중 생긴 문제"},
-    "problem_error": {"en": "cell {cell} (`{first_line}`) raised {ename}: {evalue}",
-                      "ko": "{cell}번째 셀(`{first_line}`)에서 오류가 났습니다: {ename}: {evalue}"},
+    "problem_error": {"en": "cell {cell} (`{first_line}`) raised `{ename}: {evalue}`",
+                      "ko": "{cell}번째 셀(`{first_line}`)에서 오류가 났습니다: `{ename}: {evalue}`"},
     "problem_timeout": {"en": "cell {cell} (`{first_line}`) did not finish in time and was interrupted",
                         "ko": "{cell}번째 셀(`{first_line}`)이 제한 시간 안에 끝나지 않아 중단되었습니다"},
     "problem_dead-kernel": {"en": "the kernel died while running cell {cell} (`{first_line}`): a crash, "

@@ -125,7 +125,7 @@ def merge_manual(reports, questions: tuple[ManualQuestion, ...], ta_file: TaFile
                             f"조교가 채점함{': ' + comment if comment else ''}")
             report.manual.append(CheckResult(question.name, PUBLIC_VARIANT, question.prompt or question.name,
                                              points or 0.0, question.points, status, str(shown), str(shown),
-                                             feedback_ko=shown.ko))
+                                             description_ko=question.prompt_ko, feedback_ko=shown.ko))
 
 
 def write_manual_files(folder: Path, reports, questions: tuple[ManualQuestion, ...], title: str,

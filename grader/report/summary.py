@@ -71,7 +71,7 @@ def failure_groups(reports: list[GradeReport]) -> list[tuple[str, str, list[str]
 def summary_page(assignment: Assignment, reports: list[GradeReport], settings: RunSettings,
                  names: dict[str, str], text: Text) -> tuple[str, list[Block]]:
     """The title and blocks of the TA's summary; `names` maps a file to its feedback file stem."""
-    title = text("summary_title", title=assignment.title or assignment.name)
+    title = text("summary_title", title=assignment.title_in(text.lang))
     scores = [r.score for r in reports]
     max_score = max((r.max_score for r in reports), default=0.0)
     blocks: list[Block] = [Paragraph(text("summary_counts", count=len(reports),

@@ -70,8 +70,8 @@ class CellProblem:
     first_line: str
 
     def describe(self) -> Said:
-        where = f"cell {self.cell_index + 1} ({self.first_line!r})"
-        where_ko = f"{self.cell_index + 1}번째 셀 ({self.first_line!r})"
+        where = f"cell {self.cell_index + 1} (`{self.first_line}`)"
+        where_ko = f"{self.cell_index + 1}번째 셀(`{self.first_line}`)"
         if self.kind == "timeout":
             return say(f"{where} did not finish in time and was interrupted",
                        f"{where_ko}이 제한 시간 안에 끝나지 않아 중단되었습니다")
@@ -79,8 +79,8 @@ class CellProblem:
             return say(f"the kernel died while running {where} (a crash, os._exit, or running out of memory or "
                        "CPU time)",
                        f"{where_ko}을 실행하는 중에 커널이 죽었습니다 (충돌, os._exit, 메모리나 CPU 시간 부족)")
-        return say(f"{where} raised {self.ename}: {self.evalue}",
-                   f"{where_ko}에서 오류가 났습니다: {self.ename}: {self.evalue}")
+        error = f"`{self.ename}: {self.evalue}`"
+        return say(f"{where} raised {error}", f"{where_ko}에서 오류가 났습니다: {error}")
 
 
 @dataclass
