@@ -12,11 +12,12 @@ from typing import Awaitable, Callable
 from grader.check.captured import Captured, ModuleInfo, NoCapture, Trace
 from grader.check.checks import (NOT_GRADED, Check, CheckResult, import_checks, load_checks, not_graded, run_check,
                                  said_by, settle, withhold)
+from grader.check.causes import trace_causes
 from grader.check.diagnose import diagnose, unchanged_by_hidden_data, unchanged_message
 from grader.check.forms import load_forms
 from grader.check.replay import Replays
 from grader.config import PUBLIC_VARIANT, Assignment
-from grader.errors import ConfigError, InvalidSubmission, SubmissionError
+from grader.errors import CaptureError, ConfigError, InvalidSubmission, SubmissionError
 from grader.fsutil import UnsafeFile, read_regular_file, readable_name, safe_name, write_atomic
 from grader.check.heatmap import find_heatmap, student_heatmap
 from grader.run.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
@@ -26,6 +27,7 @@ from grader.run.runs import GradeOptions, Runner
 from grader.said import Said, korean, say
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
+TRACE_CAUSE = "trace"  # a diagnosis read from the training trace, not a declared mistake
 UNSANDBOXED = say("graded without the sandbox (--no-sandbox): the notebook ran with the grading machine in reach",
                   "샌드박스 없이 채점했습니다 (--no-sandbox): 노트북이 채점 컴퓨터에 접근할 수 있는 상태로 실행되었습니다")
 CHECKPOINT_DIR = ".ipynb_checkpoints"
@@ -244,10 +246,12 @@ class AssignmentGrader:
             report.training = training_summary(public.captured.trace)
             report.modules = module_summaries(public.captured, self.assignment.capture)
             report.heatmap = student_heatmap(self.heatmap, public.captured) if self.heatmap else {}
+        compared_with = {}
         for variant in self.assignment.variants:
             result = results[variant.name]
             student = result.captured or NoCapture(result.capture_error or "no values were read back")
             expected = await self.replays.expected(variant, result.captured, self.reference[variant.name])
+            compared_with[variant.name] = expected
             values = {"student": student, "reference": expected, "run": result}
             report.checks += [run_check(c, variant.name, values) for c in self.checks if c.runs_on(variant.name)]
         settle(self.checks, report.checks)
@@ -258,6 +262,14 @@ class AssignmentGrader:
             report.note(unchanged_message(unchanged))
         report.diagnoses = [{"name": m.name, "cause": m.cause, "cause_en": m.cause_en}
                             for m in diagnose(self.forms.mistakes, self.mistakes, results, self.assignment.capture)]
+        expected = compared_with[PUBLIC_VARIANT]
+        if (not report.diagnoses and public.captured and isinstance(expected, Captured)
+                and any(c.points < c.max_points for c in report.checks)):
+            try:
+                causes = trace_causes(public.captured.trace, expected.trace)
+            except CaptureError:  # no readable trace: the checks say so
+                causes = []
+            report.diagnoses = [{"name": TRACE_CAUSE, "cause": c.ko, "cause_en": str(c)} for c in causes]
 
         report.status = max((r.status for r in results.values()), key=STATUS_ORDER.index)
         reasons = [p.describe() for p in public.problems] + ([public.capture_error] if public.capture_error else [])

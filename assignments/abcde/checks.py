@@ -244,7 +244,16 @@ def final_loss(student, reference):
     assert_close(student["loss"], reference["loss"], name="loss", rtol=LOSS_RTOL, atol=0)
 
 
-@heatmap(title="p(next character | character)", rows=CHARACTERS, columns=CHARACTERS, vmin=0, vmax=1)
-def predicted_probabilities(student):
-    """Drawn in the feedback like the lecture's matshow of the softmax outputs."""
-    return hidden_and_probabilities(fitting_network(student))[1]
+@heatmap(title=say("tanh hidden values h and p(next character | character)", "tanh 은닉값 h와 다음 문자의 확률"),
+         rows=CHARACTERS, vmin=-1, vmax=1,
+         row_title=say("current character", "현재 문자"),
+         column_title=say("hidden nodes h1…hk, then the next character", "은닉 노드 h1…hk, 이어서 다음 문자"),
+         caption=say("The h columns are each character's code: red is +, blue is −. A clean success gives every "
+                     "character its own sign pattern and puts a dark red cell on its next character.",
+                     "h 열은 문자마다의 코드입니다 (빨강 +, 파랑 −). 깔끔한 성공이라면 문자마다 부호 패턴이 모두 다르고, "
+                     "다음 문자 칸이 진한 빨강입니다."))
+def hidden_values_and_probabilities(student):
+    """Drawn in the feedback like the lecture's matshow of [hidden | softmax]."""
+    hidden, probabilities = hidden_and_probabilities(fitting_network(student))
+    labels = [f"h{i + 1}" for i in range(hidden.shape[1])] + list(CHARACTERS)
+    return torch.cat([hidden, probabilities], dim=1), labels

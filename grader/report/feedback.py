@@ -15,9 +15,10 @@ import numpy as np
 from grader.check.captured import Trace
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
-from grader.grade import GradeReport
+from grader.grade import TRACE_CAUSE, GradeReport
 from grader.report.i18n import Text
-from grader.report.plots import DRAWN_LIMIT, beyond_drawn_limit, heatmap_png, loss_curve_png, wants_log_scale
+from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, heatmap_png, loss_curve_png,
+                                 wants_log_scale)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-|File )")
@@ -127,6 +128,9 @@ def _loss_curve(report: GradeReport, reference_losses: list[float], text: Text) 
     reference_bad = Trace(reference, 0, []).first_nonfinite_epoch
     if reference_bad:
         caption.append(text("reference_diverged", epoch=reference_bad))
+    end = drawn_epochs(student, reference)
+    if end:
+        caption.append(text("loss_caption_cut", epoch=end, epochs=max(student.size, reference.size)))
     return [Heading(text("loss_curve"), 3),
             Image(loss_curve_png(losses, reference_losses, text), text("loss_curve"), "loss"),
             Paragraph(" ".join(caption))]
@@ -136,8 +140,12 @@ def _heatmap(report: GradeReport, text: Text) -> list[Block]:
     heatmap = report.heatmap
     if not heatmap:
         return []
-    png = heatmap_png(heatmap["values"], heatmap["rows"], heatmap["columns"], heatmap["vmin"], heatmap["vmax"])
-    return [Heading(heatmap["title"]), Image(png, heatmap["title"], "heatmap"), Paragraph(text("heatmap_caption"))]
+    said = {key: (heatmap.get(f"{key}_ko") if text.lang == "ko" else "") or heatmap.get(key, "")
+            for key in ("title", "row_title", "column_title", "caption")}
+    png = heatmap_png(heatmap["values"], heatmap["rows"], heatmap["columns"], heatmap["vmin"], heatmap["vmax"],
+                      said["row_title"], said["column_title"])
+    caption = " ".join(filter(None, [said["caption"], text("heatmap_caption")]))
+    return [Heading(said["title"]), Image(png, said["title"], "heatmap"), Paragraph(caption)]
 
 
 def cause_text(diagnosis: dict, lang: str) -> str:
@@ -179,22 +187,38 @@ def check_blocks(report: GradeReport, text: Text) -> list[Block]:
                                  [[MARKS.get(c.status, "✗"), _check_label(c, text),
                                    f"{points(c.points)} / {points(c.max_points)}"] for c in report.checks],
                                  [c.status for c in report.checks])]
-    if report.diagnoses:
+    lost = [c for c in report.checks if c.status != "pass"]
+    known = [d for d in report.diagnoses if d["name"] != TRACE_CAUSE]
+    if known:  # a known mistake explains every point lost: the checks go under it, not their symptoms
+        labels = ", ".join(f"**{_check_label(c, text)}**" for c in lost)
         blocks += [Heading(text("diagnosis")), Paragraph(text("diagnosis_intro")),
+                   Bullets([cause_text(d, text.lang) + (f" ({text('cause_checks', checks=labels)})" if lost else "")
+                            for d in known])]
+        return blocks + _hidden_explained(report, text)
+    if report.diagnoses:
+        blocks += [Heading(text("diagnosis")), Paragraph(text("trace_intro")),
                    Bullets([cause_text(d, text.lang) for d in report.diagnoses])]
-    failed = [c for c in report.checks if c.status not in ("pass", "not-judged")]
-    not_judged: dict[str, list[str]] = {}
-    for c in report.checks:
-        if c.status == "not-judged":
-            not_judged.setdefault(c.feedback_in(text.lang), []).append(_check_label(c, text))
-    if failed or not_judged:
-        blocks += [Heading(text("what_to_look_at")),
-                   Bullets([f"**{_check_label(c, text)}**: {c.feedback_in(text.lang)}" for c in failed]
-                           + [f"{text('not_judged', reason=reason)}: " + ", ".join(f"**{label}**" for label in labels)
-                              for reason, labels in not_judged.items()])]
+    if lost:
+        blocks += [Heading(text("what_to_look_at")), Bullets(_symptoms(lost, text))]
+    return blocks + _hidden_explained(report, text)
+
+
+def _symptoms(lost: list, text: Text) -> list[str]:
+    """What each check not passed says, each text once with every check that says it."""
+    by_text: dict[tuple[bool, str], list[str]] = {}
+    for c in lost:
+        by_text.setdefault((c.status == "not-judged", c.feedback_in(text.lang)), []).append(_check_label(c, text))
+    items = []
+    for (not_judged, said), labels in by_text.items():
+        names = ", ".join(f"**{label}**" for label in labels)
+        items.append(f"{text('not_judged', reason=said)}: {names}" if not_judged else f"{names}: {said}")
+    return items
+
+
+def _hidden_explained(report: GradeReport, text: Text) -> list[Block]:
     if any(c.variant != PUBLIC_VARIANT for c in report.checks):
-        blocks.append(Paragraph(text("hidden_explained")))
-    return blocks
+        return [Paragraph(text("hidden_explained"))]
+    return []
 
 
 def manual_blocks(results: list, text: Text, answers: dict[str, str | None] | None = None) -> list[Block]:

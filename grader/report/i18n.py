@@ -37,6 +37,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "diagnosis": {"en": "What went wrong", "ko": "진단"},
     "diagnosis_intro": {"en": "Your results are exactly what this known mistake gives:",
                         "ko": "제출한 결과는 다음의 잘 알려진 실수를 했을 때의 결과와 정확히 같습니다:"},
+    "cause_checks": {"en": "checks that lost points because of it: {checks}",
+                     "ko": "이 때문에 점수를 잃은 항목: {checks}"},
+    "trace_intro": {"en": "What your training trace shows:", "ko": "학습 기록에서 보이는 원인:"},
     "not_judged": {"en": "Not graded, for one reason: {reason}", "ko": "다음 이유 하나로 채점하지 않은 항목: {reason}"},
     "hidden_explained": {
         "en": "Checks marked *hidden data* ran your notebook again with a different seed, so other data and "
@@ -89,6 +92,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                          "ko": "손실의 크기 차이가 커서 세로축을 로그 눈금으로 그렸습니다."},
     "loss_caption_clipped": {"en": "Losses beyond ±{limit} are drawn at ±{limit}.",
                              "ko": "±{limit}를 넘는 손실은 ±{limit} 높이에 그렸습니다."},
+    "loss_caption_cut": {"en": "The plot ends at epoch {epoch} of {epochs}: after it every loss is inf or nan.",
+                         "ko": "그림은 {epochs} 에폭 중 {epoch}번째 에폭까지만 그렸습니다. 그 뒤의 손실은 모두 "
+                               "inf나 nan입니다."},
     "reference_diverged": {"en": "The reference's loss also became non-finite, first at epoch {epoch}.",
                            "ko": "참고 답안의 손실도 {epoch}번째 에폭에서 처음 inf/nan이 되었습니다."},
     "plot_epoch": {"en": "epoch", "ko": "에폭"},
