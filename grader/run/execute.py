@@ -134,6 +134,23 @@ class BoundedClient(NotebookClient):
         self.output_chars: dict[int, int] = {}
         self.replies: dict[int, dict] = {}  # execute reply content by cell index
         self.cut_notes: list[str] = []  # what was dropped, said once per cell and kind
+        self.output_readers: set[asyncio.Task] = set()
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        """nbclient's reader of a cell's output messages. When the cell times out nbclient
+        leaves it running: it would drop the next cells' messages and, once the channels
+        close, fail with an `Empty` nobody retrieves (asyncio prints that on the terminal).
+        Kept so that `stop_reading_outputs` can end it."""
+        task = asyncio.current_task()
+        self.output_readers.add(task)
+        try:
+            return await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
+        finally:
+            self.output_readers.discard(task)
+
+    def stop_reading_outputs(self) -> None:
+        for task in self.output_readers:
+            task.cancel()
 
     def output(self, outs, msg, display_id, cell_index):
         cut = msg.get("metadata", {}).get(CUT_MARK)
@@ -347,6 +364,7 @@ async def _run_cells(client, nb, settings, deadline, result) -> None:
         try:
             await client.async_execute_cell(cell, index, store_history=True)
         except CellTimeoutError:
+            client.stop_reading_outputs()
             result.status = "timeout"
             result.problems.append(CellProblem(index, "timeout", "", "", "", first_line(cell.source)))
             await client.km.interrupt_kernel()
