@@ -41,35 +41,42 @@ def tags(cell: NotebookNode) -> list[str]:
 def read_notebook_bytes(data: bytes, max_bytes: int) -> NotebookNode:
     """Parse a submission, raising `InvalidSubmission` with a reason a student understands."""
     if not data.strip():
-        raise InvalidSubmission("the file is empty")
+        raise InvalidSubmission(say("the file is empty", "파일이 비어 있습니다"))
     if len(data) > max_bytes:
-        raise InvalidSubmission(f"the file is {len(data):,} bytes, over the limit of {max_bytes:,}")
+        raise InvalidSubmission(say(f"the file is {len(data):,} bytes, over the limit of {max_bytes:,}",
+                                    f"파일 크기가 {len(data):,}바이트로 한도 {max_bytes:,}바이트를 넘습니다"))
     if b"\x00" in data[:8192]:
-        raise InvalidSubmission("the file is binary, not a Jupyter notebook (.ipynb is JSON text)")
+        raise InvalidSubmission(say("the file is binary, not a Jupyter notebook (.ipynb is JSON text)",
+                                    "바이너리 파일이라 Jupyter 노트북이 아닙니다 (.ipynb는 JSON 텍스트입니다)"))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidSubmission("the file is not UTF-8 text, so it is not a Jupyter notebook") from None
+        raise InvalidSubmission(say("the file is not UTF-8 text, so it is not a Jupyter notebook",
+                                    "UTF-8 텍스트가 아니라서 Jupyter 노트북이 아닙니다")) from None
     check_json_shape(data)
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidSubmission(f"the file is not valid JSON (line {exc.lineno}: {exc.msg}); was it saved as .ipynb?") from None
+        raise InvalidSubmission(say(f"the file is not valid JSON (line {exc.lineno}: {exc.msg}); was it saved as .ipynb?",
+                                    f"올바른 JSON 파일이 아닙니다 ({exc.lineno}번째 줄: `{exc.msg}`). .ipynb로 저장했나요?")) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
-        raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
+        raise InvalidSubmission(say("the file is JSON but not a Jupyter notebook (no list of cells)",
+                                    "JSON 파일이지만 셀 목록이 없어서 Jupyter 노트북이 아닙니다"))
     check_cell_counts(raw)
     if SURROGATE_ESCAPE.search(data):  # only a \u escape can make a lone surrogate: UTF-8 cannot
         text = json.dumps(without_surrogates(raw))
     major = raw.get("nbformat")
     if major not in (3, 4):
-        raise InvalidSubmission(f"unsupported notebook format version {major!r}; save it again with Jupyter")
+        raise InvalidSubmission(say(f"unsupported notebook format version {major!r}; save it again with Jupyter",
+                                    f"지원하지 않는 노트북 형식 버전 {major!r}입니다. Jupyter로 다시 저장하세요"))
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises a zoo of types for malformed cells
         raise InvalidSubmission(f"the notebook structure is invalid: {exc}") from None
     for cell in nb.cells:
         if "source" not in cell or "cell_type" not in cell:
-            raise InvalidSubmission("a cell has no type or no source; the notebook is damaged")
+            raise InvalidSubmission(say("a cell has no type or no source; the notebook is damaged",
+                                        "종류나 내용이 없는 셀이 있습니다. 노트북 파일이 손상되었습니다"))
     return nb
 
 
