@@ -21,8 +21,8 @@ from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, 
                                  wants_log_scale)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-|File )")
-STUDENT_FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-)")
+FRAME = re.compile(r"^(Cell In\[\d+\]|Cell [\d?]+, line|Input In \[\d+\]|<ipython-input-|File )")
+STUDENT_FRAME = re.compile(r"^(Cell In\[\d+\]|Cell [\d?]+, line|Input In \[\d+\]|<ipython-input-)")
 TRACEBACK_HEADER = re.compile(r"^-{20,}$|Traceback \(most recent call last\)")
 MARKS = {"pass": "✓", "partial": "◐", "pending": "…", "not-judged": "–"}
 

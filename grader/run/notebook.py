@@ -158,6 +158,14 @@ class PreparedNotebook:
 
     notebook: NotebookNode
     notes: list[str] = field(default_factory=list)
+    # For each cell run, its position in the submission as the student sees it (self-check
+    # cells included); None for a locked cell that was put back.
+    positions: list[int | None] = field(default_factory=list)
+
+    def position_of(self, index: int) -> int:
+        """Where the student sees the cell run at `index` (a put-back locked cell: where it runs)."""
+        position = self.positions[index] if 0 <= index < len(self.positions) else None
+        return index if position is None else position
     answer_cells: dict[str, NotebookNode] = field(default_factory=dict)
 
 
@@ -181,8 +189,9 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
 
     notes: list[str] = []
     cells: list[NotebookNode] = []
+    positions: list[int | None] = []
     placed: dict[str, int] = {}
-    for cell in submission.cells:
+    for position, cell in enumerate(submission.cells):
         cell = _fresh(cell)
         if cell.cell_type == "code":
             original_source, cell.source = cell.source, strip_selfcheck_lines(cell.source)
@@ -195,6 +204,7 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
                 if cell.get("id") in template_ids and cell.get("id") not in placed:
                     placed[cell.id] = len(cells)
                 cells.append(cell)
+                positions.append(position)
                 continue
         original = locked[cid]
         if _normalise(cell.source) != _normalise(original.source):
@@ -203,6 +213,7 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
                              f"수정하면 안 되는 셀이 수정되어 원래대로 되돌렸습니다: {shown}"))
         placed[cid] = len(cells)
         cells.append(_fresh(original))
+        positions.append(position)
 
     for position, cid in enumerate(template_ids):
         if cid not in locked or cid in placed:
@@ -210,6 +221,7 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
         before = [placed[t] for t in template_ids[:position] if t in placed]
         index = max(before) + 1 if before else 0
         cells.insert(index, _fresh(locked[cid]))
+        positions.insert(index, None)
         placed = {k: (v + 1 if v >= index else v) for k, v in placed.items()}
         placed[cid] = index
         shown = quoted_first_line(locked[cid].source)
@@ -228,7 +240,7 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
 
     nb = nbformat.from_dict({**submission, "cells": []})
     nb.cells = cells
-    return PreparedNotebook(notebook=nb, notes=notes, answer_cells=answer_cells)
+    return PreparedNotebook(notebook=nb, notes=notes, answer_cells=answer_cells, positions=positions)
 
 
 def first_line(source: str) -> str:
