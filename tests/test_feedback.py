@@ -255,3 +255,13 @@ def test_a_curve_that_turns_nan_early_is_not_squeezed_into_the_axis_start():
     markdown, _, _ = render(report(training={"losses": list(diverged), "epochs": 1000, "backward_calls": 1000}),
                             reference=list(diverged))
     assert "The plot ends at epoch 85 of 1000" in markdown
+
+
+def test_a_reference_that_diverges_early_next_to_a_finite_run_gets_a_log_epoch_axis():
+    from grader.report.plots import early_end_only_in_one
+    diverged, finite = np.asarray(diverging_losses(n=1000, first_inf=35, first_nan=73)), np.linspace(48, 1, 1000)
+    assert early_end_only_in_one(finite, diverged) and not early_end_only_in_one(finite, finite)
+    assert not early_end_only_in_one(diverged, diverged), "both end early: the axis is cut instead"
+    markdown, _, _ = render(report(training={"losses": list(finite), "epochs": 1000, "backward_calls": 1000}),
+                            reference=list(diverged))
+    assert "The epoch axis is logarithmic" in markdown

@@ -17,8 +17,8 @@ from grader.config import PUBLIC_VARIANT, Assignment
 from grader.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from grader.grade import TRACE_CAUSE, GradeReport
 from grader.report.i18n import Text
-from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, heatmap_png, loss_curve_png,
-                                 wants_log_scale)
+from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, early_end_only_in_one, heatmap_png,
+                                 loss_curve_png, wants_log_scale)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FRAME = re.compile(r"^(Cell In\[\d+\]|Cell [\d?]+, line|Input In \[\d+\]|<ipython-input-|File )")
@@ -123,6 +123,8 @@ def _loss_curve(report: GradeReport, reference_losses: list[float], text: Text) 
     caption = [text("loss_caption")]
     if wants_log_scale(student, reference):
         caption.append(text("loss_caption_log"))
+    if early_end_only_in_one(student, reference):
+        caption.append(text("loss_caption_log_epochs"))
     if beyond_drawn_limit(student, reference):
         caption.append(text("loss_caption_clipped", limit=f"{DRAWN_LIMIT:g}"))
     reference_bad = Trace(reference, 0, []).first_nonfinite_epoch
@@ -190,7 +192,7 @@ def check_blocks(report: GradeReport, text: Text) -> list[Block]:
     lost = [c for c in report.checks if c.status != "pass"]
     known = [d for d in report.diagnoses if d["name"] != TRACE_CAUSE]
     if known:  # a known mistake explains every point lost: the checks go under it, not their symptoms
-        labels = ", ".join(f"**{_check_label(c, text)}**" for c in lost)
+        labels = ", ".join(f"«{described}»" for described in dict.fromkeys(c.describe(text.lang) for c in lost))
         blocks += [Heading(text("diagnosis")), Paragraph(text("diagnosis_intro")),
                    Bullets([cause_text(d, text.lang) + (f" ({text('cause_checks', checks=labels)})" if lost else "")
                             for d in known])]

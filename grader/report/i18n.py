@@ -92,6 +92,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                          "ko": "손실의 크기 차이가 커서 세로축을 로그 눈금으로 그렸습니다."},
     "loss_caption_clipped": {"en": "Losses beyond ±{limit} are drawn at ±{limit}.",
                              "ko": "±{limit}를 넘는 손실은 ±{limit} 높이에 그렸습니다."},
+    "loss_caption_log_epochs": {"en": "The epoch axis is logarithmic so that a curve that diverges early stays "
+                                      "visible next to one that does not.",
+                                "ko": "일찍 발산하는 곡선과 그렇지 않은 곡선이 함께 보이도록 에폭 축을 로그 눈금으로 "
+                                      "그렸습니다."},
     "loss_caption_cut": {"en": "The plot ends at epoch {epoch} of {epochs}: after it every loss is inf or nan.",
                          "ko": "그림은 {epochs} 에폭 중 {epoch}번째 에폭까지만 그렸습니다. 그 뒤의 손실은 모두 "
                                "inf나 nan입니다."},

@@ -85,19 +85,31 @@ def _thin(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return epochs, np.where(np.isfinite(losses[::step]), shown, np.nan)
 
 
+def _drawn_end(curve: np.ndarray) -> int:
+    """The last epoch with something to draw: its last finite loss, or its first nan."""
+    finite, nan = np.flatnonzero(np.isfinite(curve)), np.flatnonzero(np.isnan(curve))
+    return max(int(finite[-1]) + 1 if finite.size else 0, int(nan[0]) + 1 if nan.size else 0)
+
+
+def _ends_early(curve: np.ndarray, longest: int) -> bool:
+    return curve.size > 0 and _drawn_end(curve) <= EARLY_END * longest
+
+
 def drawn_epochs(*curves: np.ndarray) -> int | None:
     """The last epoch worth drawing when every curve turns inf/nan for good early on (the
     first nan and the last finite loss inside), else None: the whole run is drawn."""
     longest = max((c.size for c in curves), default=0)
-    ends = []
-    for curve in curves:
-        finite = np.flatnonzero(np.isfinite(curve))
-        nan = np.flatnonzero(np.isnan(curve))
-        ends.append(max(int(finite[-1]) + 1 if finite.size else 0, int(nan[0]) + 1 if nan.size else 0))
-    end = max(ends, default=0)
-    if not longest or end > EARLY_END * longest:
+    drawn = [c for c in curves if c.size]
+    if not drawn or not all(_ends_early(c, longest) for c in drawn):
         return None
-    return min(longest, math.ceil(end * END_MARGIN) + 1)
+    return min(longest, math.ceil(max(map(_drawn_end, drawn)) * END_MARGIN) + 1)
+
+
+def early_end_only_in_one(*curves: np.ndarray) -> bool:
+    """One curve diverges early while another runs on: a logarithmic epoch axis shows both."""
+    longest = max((c.size for c in curves), default=0)
+    early = [_ends_early(c, longest) for c in curves if c.size]
+    return any(early) and not all(early)
 
 
 def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> bytes:
@@ -129,6 +141,8 @@ def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> b
         end = drawn_epochs(student, expected)
         if end:
             axes.set_xlim(0, end)
+        elif early_end_only_in_one(student, expected):
+            axes.set_xscale("log")
         axes.set_xlabel(text("plot_epoch"))
         axes.set_ylabel(text("plot_loss"))
         axes.grid(alpha=0.3)

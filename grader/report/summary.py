@@ -119,7 +119,7 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
     rows = []
     for label, results in labels.items():
         passed = sum(c.status == "pass" for c in results)
-        rows.append([f"`{label}`", results[0].description, Meter(passed / len(results), f"{passed}/{len(results)}"),
+        rows.append([f"`{label}`", results[0].describe(text.lang), Meter(passed / len(results), f"{passed}/{len(results)}"),
                      f"{statistics.fmean(c.points for c in results):.2f}/{results[0].max_points:g}"])
     blocks += [Heading(text("pass_rate")), Table([text("check"), "", text("passed"), text("mean_points")], rows)]
 
