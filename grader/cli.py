@@ -188,7 +188,7 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
     print(f"{name}: {len(files)} file(s), device {options.device}, {where}"
           + ("" if options.sandbox else ", NOT sandboxed"), file=sys.stderr, flush=True)
-    progress = Progress(name, len(files))
+    progress = Progress(name, len(files), manual_points=sum(q.points for q in grader.assignment.manual))
     await grader.prepare()  # also on a cluster: the feedback plots the reference's loss curve
     remote = None
     if client:
