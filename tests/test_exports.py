@@ -167,8 +167,10 @@ def test_summary_names_causes_first_then_flags_submissions_to_review():
         r.content_hash, r.training = "same", {"losses": [1.0], "optimizers": [{"steps": 30}]}
     public_only = graded("pat", 1.661)
     public_only.training = {"losses": [1.0], "optimizers": [{"steps": 30}]}
+    by_hand = graded("han")  # a hand-written update: no optimizer, but a loss was backpropagated
+    by_hand.training = {"losses": [1.0] * 30, "optimizers": []}
     public_only.checks[0].message = str(CONFIRM_FAILED)
-    reports = [diagnosed, typed_in, public_only, *copied]
+    reports = [diagnosed, typed_in, public_only, by_hand, *copied]
     assert suspicious_groups(reports, EN) == [("values match although no training ran", ["ty"]),
                                               ("values match the public run but not the hidden one", ["pat"]),
                                               ("identical files from different students", ["cy", "dee"])]
@@ -176,3 +178,11 @@ def test_summary_names_causes_first_then_flags_submissions_to_review():
                                  {r.file: r.student for r in reports}, EN), "en")
     assert page.index("Diagnosed causes") < page.index("Other failures") < page.index("Submissions to review")
     assert page.index("Submissions to review") < page.index("Score histogram"), "the first table names causes"
+
+
+def test_full_marks_fall_in_the_histograms_last_bin():
+    import io
+    from matplotlib.image import imread
+    from grader.report.plots import histogram_png
+    assert histogram_png([10.0] * 3, 10.0, EN) != histogram_png([], 10.0, EN), "full marks drawn"
+    assert imread(io.BytesIO(histogram_png([10.0] * 3, 10.0, EN))).shape[0] > 0

@@ -183,7 +183,7 @@ def histogram_png(scores: list[float], max_score: float, text: Text) -> bytes:
         axes = figure.add_subplot()
         top = max(max_score, max(scores, default=0.0), 1.0)
         width = max(1.0, math.ceil(top / 20))
-        edges = np.arange(0, top + width, width) - width / 2
+        edges = np.arange(0, top + 2 * width, width) - width / 2  # the last bin holds full marks
         axes.hist(scores, bins=edges, color=COLORS["student"], edgecolor="white")
         axes.set_xlim(-width, top + width)
         axes.set_xlabel(text("plot_score"))
