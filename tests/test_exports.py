@@ -181,8 +181,5 @@ def test_summary_names_causes_first_then_flags_submissions_to_review():
 
 
 def test_full_marks_fall_in_the_histograms_last_bin():
-    import io
-    from matplotlib.image import imread
     from grader.report.plots import histogram_png
-    assert histogram_png([10.0] * 3, 10.0, EN) != histogram_png([], 10.0, EN), "full marks drawn"
-    assert imread(io.BytesIO(histogram_png([10.0] * 3, 10.0, EN))).shape[0] > 0
+    assert histogram_png([10.0] * 3, 10.0, EN) != histogram_png([], 10.0, EN), "full marks are drawn"
