@@ -52,8 +52,8 @@ class Variant:
     """
 
     name: str = _setting(PUBLIC_VARIANT, "label of the run, used in check names")
-    seeds: dict[str, int] = _setting(dict, "public seed -> the seed this run uses instead, wherever it is set")
     replace: dict[str, str] = _setting(dict, "text in locked cells -> text to put instead")
+    seeds: dict[str, int] = _setting(dict, "public seed -> the seed this run uses instead, wherever it is set")
 
     @property
     def hidden(self) -> bool:

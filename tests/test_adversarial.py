@@ -75,28 +75,28 @@ EXPECTED = {
     "not_a_notebook.py": Expect("invalid", 0, "not valid JSON"),
     "old_nbformat.ipynb": Expect("invalid", 0, "unsupported notebook format version 2"),
     "too_big.ipynb": Expect("invalid", 0, "over the limit of 50,000"),
-    "two_files.ipynb": Expect("ok", 12, note="more than one file"),
-    "two_files.json": Expect("ok", 12, note="more than one file"),
-    "missing_answer_cell.ipynb": Expect("ok", 1, note="an answer cell is missing"),
-    # Locked cells come back, so only the check that holds for untrained values passes.
-    "only_markdown.ipynb": Expect("ok", 1, note="an answer cell is missing"),
+    "two_files.ipynb": Expect("ok", 10, note="more than one file"),
+    "two_files.json": Expect("ok", 10, note="more than one file"),
+    "missing_answer_cell.ipynb": Expect("ok", 0, note="an answer cell is missing"),
+    # Locked cells come back, but nothing is trained.
+    "only_markdown.ipynb": Expect("ok", 0, note="an answer cell is missing"),
     "os_exit.ipynb": Expect("error", 0, KERNEL_DIED),
     "segfault.ipynb": Expect("error", 0, KERNEL_DIED),
     "out_of_memory.ipynb": Expect("error", 0, KERNEL_DIED, note="more than its 1,024 MB of memory"),
     "disk_fill.ipynb": Expect("error", 0, KERNEL_DIED, note="more than its 1,024 MB of memory"),
-    "sys_exit.ipynb": Expect("error", 12, "raised SystemExit: bye"),
-    "infinite_loop.ipynb": Expect("timeout", 12, "did not finish in time"),
+    "sys_exit.ipynb": Expect("error", 10, "raised `SystemExit: bye"),
+    "infinite_loop.ipynb": Expect("timeout", 10, "did not finish in time"),
     # SIGINT ignored: the CPU-time limit (or the notebook timeout) ends it.
     "loop_ignoring_interrupt.ipynb": Expect("timeout", 0, "did not finish in time"),
-    "fork_200.ipynb": Expect("error", 12, "attack ran; started", note=PROCESS_LIMIT),
-    "fork_bomb.ipynb": Expect("error", 12, "attack ran", note=PROCESS_LIMIT),
-    "thread_bomb.ipynb": Expect("error", 12, "attack ran; started", note=PROCESS_LIMIT),
-    "huge_output.ipynb": Expect("error", 12, "raised `ValueError: eggs"),
-    "read_secrets.ipynb": Expect("error", 12, "attack ran; searched"),
-    "read_environment.ipynb": Expect("error", 12, "token: None"),
-    "network.ipynb": Expect("error", 12, "reached ports []; interfaces ['lo']"),
-    "control_wrong_answer.ipynb": Expect("ok", 1),
-    "control_hardcoded_values.ipynb": Expect("ok", 5),
+    "fork_200.ipynb": Expect("error", 10, "attack ran; started", note=PROCESS_LIMIT),
+    "fork_bomb.ipynb": Expect("error", 10, "attack ran", note=PROCESS_LIMIT),
+    "thread_bomb.ipynb": Expect("error", 10, "attack ran; started", note=PROCESS_LIMIT),
+    "huge_output.ipynb": Expect("error", 10, "raised `ValueError: eggs"),
+    "read_secrets.ipynb": Expect("error", 10, "attack ran; searched"),
+    "read_environment.ipynb": Expect("error", 10, "token: None"),
+    "network.ipynb": Expect("error", 10, "reached ports []; interfaces ['lo']"),
+    "control_wrong_answer.ipynb": Expect("ok", 0),
+    "control_hardcoded_values.ipynb": Expect("ok", 0, "came out exactly the same"),
     "fake_printed_markers.ipynb": Expect("ok", None, at_most="control_wrong_answer.ipynb"),
     "tamper_libraries.ipynb": Expect("ok", None, at_most="control_hardcoded_values.ipynb"),
     "fake_capture_files.ipynb": Expect("ok", None, at_most="control_hardcoded_values.ipynb"),
@@ -104,26 +104,26 @@ EXPECTED = {
     # Its own attack spoils alpha0 and yhat; only the loss checks still pass.
     "ipython_hooks.ipynb": Expect("ok", 2),
     # The grader process itself: none of these may stop the batch or cost another row.
-    "deep_tree.ipynb": Expect("ok", 12),
+    "deep_tree.ipynb": Expect("ok", 10),
     "deeply_nested.ipynb": Expect("invalid", 0, "20,002 levels deep, over the limit of 64"),
-    "lone_surrogate.ipynb": Expect("error", 12, "(`# \ufffd a lone surrogate in the first line`) raised `ValueError"),
-    "loss_overflow.ipynb": Expect("ok", 12),
-    "huge_lr.ipynb": Expect("ok", 12),
-    "output_widget_hides_error.ipynb": Expect("error", 12, "raised `ZeroDivisionError"),
-    "widget_flood.ipynb": Expect("ok", 12, note="comm_msg messages over 1,048,576 bytes were dropped"),
-    "giant_class_name.ipynb": Expect("ok", 10),  # its yhat is no tensor
-    "proc_load.ipynb": Expect("error", 12, "loadavg 0.00 0.00 0.00 1/1 1; stat 0 bytes; uptime 0 bytes"),
-    "forbidden_syscalls.ipynb": Expect("error", 12, "unshare EPERM; ptrace EPERM; keyctl EPERM; unshare -U refused"),
+    "lone_surrogate.ipynb": Expect("error", 10, "(`# \ufffd a lone surrogate in the first line`) raised `ValueError"),
+    "loss_overflow.ipynb": Expect("ok", 10),
+    "huge_lr.ipynb": Expect("ok", 10),
+    "output_widget_hides_error.ipynb": Expect("error", 10, "raised `ZeroDivisionError"),
+    "widget_flood.ipynb": Expect("ok", 10, note="comm_msg messages over 1,048,576 bytes were dropped"),
+    "giant_class_name.ipynb": Expect("ok", 8),  # its yhat is no tensor
+    "proc_load.ipynb": Expect("error", 10, "loadavg 0.00 0.00 0.00 1/1 1; stat 0 bytes; uptime 0 bytes"),
+    "forbidden_syscalls.ipynb": Expect("error", 10, "unshare EPERM; ptrace EPERM; keyctl EPERM; unshare -U refused"),
     # Names: one that would write outside gradescope/, three whose outputs would collide, one too long.
-    "...ipynb": Expect("ok", 12),
-    "bob.ipynb": Expect("ok", 12, note="more than one file"),
-    "bob.json": Expect("ok", 12, note="more than one file"),
-    "bob.ipynb.ipynb": Expect("ok", 12, note="would have the same name"),
-    "가" * 80 + ".ipynb": Expect("ok", 12),
+    "...ipynb": Expect("ok", 10),
+    "bob.ipynb": Expect("ok", 10, note="more than one file"),
+    "bob.json": Expect("ok", 10, note="more than one file"),
+    "bob.ipynb.ipynb": Expect("ok", 10, note="would have the same name"),
+    "가" * 80 + ".ipynb": Expect("ok", 10),
 }
 # Made by the batch fixture, not kept in git: a name in CP949 bytes and a symbolic link.
 CP949_NAME = os.fsdecode("학생".encode("cp949") + b".ipynb")
-GENERATED = {"학생.ipynb": Expect("ok", 12), "link_to_reference.ipynb": Expect("invalid", 0, "symbolic link")}
+GENERATED = {"학생.ipynb": Expect("ok", 10), "link_to_reference.ipynb": Expect("invalid", 0, "symbolic link")}
 EXPECTED.update(GENERATED)
 PEER = "peer_with_secret.ipynb"  # another student's notebook, holding a secret
 
@@ -149,10 +149,11 @@ class Batch:
     def feedback(self, name: str) -> str:
         return Path(self.results()[name]["feedback_path"]).read_text(encoding="utf-8")
 
-    def everything_written(self) -> str:
-        """All the grader wrote, for leak checks."""
+    def everything_written(self, but: tuple[Path, ...] = ()) -> str:
+        """All the grader wrote (except the files `but`), for leak checks."""
         texts = [self.stdout, self.stderr]
-        texts += [p.read_bytes().decode("utf-8", errors="replace") for p in self.out.rglob("*") if p.is_file()]
+        texts += [p.read_bytes().decode("utf-8", errors="replace") for p in self.out.rglob("*")
+                  if p.is_file() and p not in but]
         return "\n".join(texts)
 
 
@@ -251,14 +252,14 @@ def course(tmp_path_factory) -> Path:
     toml.write_text(text[:start] + EXECUTION + text[end:], encoding="utf-8")
     with open(course / "assignments" / ASSIGNMENT / "checks.py", "a", encoding="utf-8") as checks:
         checks.write(f"\n# {TOKEN}\n")
-    check = subprocess.run([sys.executable, "-m", "grader", "check-reference", ASSIGNMENT, "--course", str(course),
-                            "--cache-dir", str(course / ".grader-cache")],
+    check = subprocess.run([sys.executable, "-m", "grader", "check-reference", ASSIGNMENT, "--reference-only",
+                            "--course", str(course), "--cache-dir", str(course / ".grader-cache")],
                            cwd=course, env=grader_env(), capture_output=True, text=True, timeout=600)
     assert check.returncode == 0, check.stdout + check.stderr
     (cached,) = (course / ".grader-cache" / "reference" / ASSIGNMENT).iterdir()
     shutil.rmtree(PLANTED, ignore_errors=True)
     for variant, seed in SEEDS.items():
-        shutil.copytree(cached / variant, PLANTED / str(seed))
+        shutil.copytree(cached / "reference" / variant, PLANTED / str(seed))
     yield course
     shutil.rmtree(PLANTED, ignore_errors=True)
 
@@ -322,12 +323,14 @@ def test_each_attack_gets_its_status_score_and_reason(batch, name):
 
 
 def test_the_peer_holding_a_secret_is_graded_normally(batch):
-    assert batch.results()[PEER]["score"] == 12
+    assert batch.results()[PEER]["score"] == 10
 
 
 def test_no_secret_reaches_any_output(batch):
     """Not the checks' comment, the /tmp file, the peer's notes or the grader's environment."""
-    assert TOKEN not in batch.everything_written()
+    returned = batch.out / ASSIGNMENT / "feedback" / PEER  # the peer's own notebook, returned to the peer
+    assert TOKEN in returned.read_text(encoding="utf-8")
+    assert TOKEN not in batch.everything_written(but=(returned,))
 
 
 def test_no_connection_reached_the_machine(batch, listener):
@@ -445,9 +448,9 @@ def test_an_interrupted_run_leaves_nothing_and_the_next_completes(course, slow_s
 
     again = subprocess.run(command, cwd=course, env=grader_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    with open(gradebook, encoding="utf-8") as handle:
+    with open(gradebook, encoding="utf-8-sig") as handle:
         (row,) = csv.DictReader(handle)
-    assert (row["student"], row["score"]) == ("slow", "12")
+    assert (row["student"], row["score"]) == ("slow", "10")
 
 
 def test_a_grader_killed_outright_leaves_no_process_and_the_next_run_cleans_up(course, slow_submission, tmp_path):

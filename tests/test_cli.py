@@ -31,8 +31,8 @@ def test_grade_writes_one_row_and_one_feedback_per_file(tmp_path, cache_dir):
 
     rows = list(csv.DictReader((tmp_path / "grades" / "regression_ab" / "gradebook.csv").open(encoding="utf-8-sig")))
     assert sorted((r["student"], r["score"], r["status"]) for r in rows) == [
-        ("correct_matmul", "12", "ok"), ("empty", "0", "invalid"),
-        ("error_name_error", "1", "error"), ("invalid_not_a_notebook", "0", "invalid")]
+        ("correct_matmul", "10", "ok"), ("empty", "0", "invalid"),
+        ("error_name_error", "0", "error"), ("invalid_not_a_notebook", "0", "invalid")]
     assert {r["student"]: r["reason"] for r in rows}["empty"] == "the file is empty"
     feedback = sorted(p.name for p in (tmp_path / "grades" / "regression_ab" / "feedback").glob("*.md"))
     assert feedback == ["correct_matmul.md", "empty.md", "error_name_error.md", "invalid_not_a_notebook.md"]
@@ -84,7 +84,7 @@ def test_help_lists_the_commands(cache_dir):
 def test_check_reference_requires_full_marks_and_matching_golden(cache_dir):
     done = grader("check-reference", "regression_ab", cache_dir=cache_dir)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "regression_ab: ok, full marks 12/12; golden values for torch" in done.stdout
+    assert "regression_ab: ok, full marks 10/10; golden values for torch" in done.stdout
 
 
 def test_check_reference_fails_when_golden_values_move(tmp_path, cache_dir):

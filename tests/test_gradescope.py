@@ -133,10 +133,10 @@ def test_run_autograder_grades_the_submission_and_writes_valid_results(autograde
     assert done.returncode == 0, done.stderr
     assert "grading WITHOUT the sandbox (`bwrap` is not installed)" in done.stderr, "it says so"
     validate(results)
-    assert results["score"] == 6 and results["extra_data"]["status"] == "ok"
+    assert results["score"] == 0 and results["extra_data"]["status"] == "ok", "typed-in numbers earn nothing"
     assert "graded without the grader's sandbox" in results["output"]
     assert_hidden_points_wait_for_publishing(results, hidden_points=0)
-    assert "공개 항목 점수: 6 / 7" in results["output"], "Korean, the course's language; public points only"
+    assert "공개 항목 점수: 0 / 5" in results["output"], "Korean, the course's language; public points only"
 
 
 def test_no_notebook_still_leaves_results(autograder):

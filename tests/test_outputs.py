@@ -49,11 +49,11 @@ def test_grading_writes_feedback_with_plots_summary_and_exports(tmp_path, cache_
     summary = (out / "summary.html").read_text()
     assert summary.count("data:image/png;base64,") == 1 and 'href="feedback/error_name_error.html"' in summary
     rows = list(csv.reader((out / "lms.csv").open(encoding="utf-8-sig")))
-    assert rows == [["student_id", "score"], ["correct_matmul", "12"], ["error_name_error", "1"],
+    assert rows == [["student_id", "score"], ["correct_matmul", "10"], ["error_name_error", "0"],
                     ["invalid_not_a_notebook", "0"]]
     english = grader("grade", "regression_ab", str(folder / "correct_matmul.ipynb"), "--lang", "en",
                      "--out", str(tmp_path / "en"), cache_dir=cache_dir)
-    assert english.returncode == 0 and "Score: 12 / 12" in (
+    assert english.returncode == 0 and "Score: 10 / 10" in (
         tmp_path / "en" / "regression_ab" / "feedback" / "correct_matmul.md").read_text()
 
 
@@ -89,7 +89,7 @@ def test_an_assignment_opts_in_to_a_heat_map_from_its_checks_py(tmp_path, cache_
         return await assignment_grader.grade_file(sample, sample.parent), assignment_grader.reference
 
     report, reference = asyncio.run(grade_one())
-    assert report.score == 12
+    assert report.score == 10
     assert (report.heatmap["title"], report.heatmap["rows"], report.heatmap["columns"]) == \
         ("first predictions", ["x0", "x1"], ["a", "b"])
     expected = reference["public"]["yhat"][:4].reshape(2, 2).double().numpy()

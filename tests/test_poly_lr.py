@@ -36,7 +36,7 @@ EXPECTED = {
     # float64 overflows later (inf at 290, hidden 354, instead of 35 and 42), so it loses
     # divergence on both runs and the weights and predictions that need it; its finite
     # losses match within 1.7e-6 (loss curve 4) and it trained as asked (1).
-    "partial_float64": (5, "ok", []),
+    "partial_float64": (5, "ok", ["float64_model"]),
 }
 
 

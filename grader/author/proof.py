@@ -151,9 +151,10 @@ def _distance(closeness: list[float], case: str) -> str:
     return f"{error:.2g} ({tolerance_ratio(closeness):.2g}× the tolerance {allowed:.2g} there; {case})"
 
 
-async def prove_fairness(grader: AssignmentGrader) -> tuple[list[Case], list[str]]:
-    """Grade every case (the grader must be prepared); returns them judged, and the margins."""
-    cases = proof_cases(grader)
+async def prove_fairness(grader: AssignmentGrader, reference_only: bool = False) -> tuple[list[Case], list[str]]:
+    """Grade every case (the grader must be prepared), or only the reference solution;
+    returns them judged, and the margins."""
+    cases = proof_cases(grader)[:1] if reference_only else proof_cases(grader)
 
     async def grade(case: Case) -> None:
         data = json.dumps(case.notebook).encode("utf-8")

@@ -80,6 +80,7 @@ def hidden_material(assignment: Assignment) -> list[Secret]:
     public_numbers = set(NUMBER_TOKEN.findall(public_text))
     secrets = []
     for variant in assignment.variants:
+        secrets += [Secret("hidden variant", str(seed), f"variant {variant.name!r}") for seed in variant.seeds.values()]
         for old, new in variant.replace.items():
             secrets.append(Secret("hidden variant", new, f"variant {variant.name!r}"))
             secrets += [Secret("hidden variant", token, f"variant {variant.name!r}")

@@ -62,8 +62,8 @@ class SandboxHandles:
     def open(cls, pid: int) -> "SandboxHandles":
         pidfd = os.pidfd_open(pid)
         flags = os.O_RDONLY | os.O_CLOEXEC
-        handles = cls(pidfd, {name: os.open(f"/proc/{pid}/ns/{name}", flags) for name, _ in
-                              (("pid", 0), *JOINED_NAMESPACES)},
+        names = ["pid", *(name for name, _ in JOINED_NAMESPACES)]
+        handles = cls(pidfd, {name: os.open(f"/proc/{pid}/ns/{name}", flags) for name in names},
                       os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         # Opened through a live pidfd: the descriptors are that process's, not a reused pid's.
         if select.select([pidfd], [], [], 0)[0]:
