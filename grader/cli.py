@@ -216,7 +216,7 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
     print(f"{name}: {len(files)} file(s), device {options.device}, {where}"
           + ("" if options.sandbox else ", NOT sandboxed"), file=sys.stderr, flush=True)
-    progress = Progress(name, len(files))
+    progress = Progress(name, len(files), manual_points=sum(q.points for q in grader.assignment.manual))
     await grader.prepare()  # also on a cluster: the feedback plots the reference's loss curve
     remote = None
     if client:
@@ -396,7 +396,7 @@ async def gradescope_results_of(args) -> dict:
     await grader.prepare()
     report = await grader.grade_file(path, path.parent)
     if not sandbox:
-        report.notes.append(UNSANDBOXED_IN_CONTAINER)
+        report.note(UNSANDBOXED_IN_CONTAINER)
     merge_manual([report], assignment.manual, TaFile())  # pending: TAs grade answers in Gradescope
     return gradescope_results(report, text)
 

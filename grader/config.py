@@ -71,6 +71,7 @@ class ManualQuestion:
     cell: str = _setting("", "id of the answer cell (usually markdown) holding the answer")
     points: float = _setting(1.0, "points the TA can award")
     prompt: str = _setting("", "the question, shown to the TA in the review file")
+    prompt_ko: str = _setting("", "the question in Korean, shown on Korean pages")
     hint_words: tuple[str, ...] = _setting((), "words whose presence the automatic hint reports")
 
 
@@ -83,6 +84,7 @@ class Assignment:
     reference_notebook: Path
     golden_file: Path
     title: str = _setting("", "human title shown in feedback")
+    title_ko: str = _setting("", "the title in Korean, shown on Korean pages")
     student_notebook: str = _setting("", "notebook students receive (default <name>.ipynb)")
     capture: tuple[str, ...] = _setting((), "names read back from the kernel after the student's cells")
     execution: ExecutionSettings = _setting(ExecutionSettings(), "timeouts and size limits")
@@ -90,6 +92,9 @@ class Assignment:
     manual: tuple[ManualQuestion, ...] = _setting((), "free-text questions graded by a TA")
     task: dict[str, object] = _setting(dict, "numbers the task states (epochs, lr, seed, ...): checks.py reads "
                                        "them with task(\"epochs\"), self-checks as $epochs")
+
+    def title_in(self, lang: str) -> str:
+        return (self.title_ko if lang == "ko" else "") or self.title or self.name
 
     @property
     def template_path(self) -> Path:

@@ -5,6 +5,8 @@ shown in feedback and scored; a `GraderError` is the course staff's or the grade
 and marks the submission as not gradable instead of silently scoring it zero.
 """
 
+from grader.said import say
+
 
 class SubmissionError(Exception):
     """Something about the student's submission that is reported to the student."""
@@ -23,7 +25,7 @@ class MissingValue(SubmissionError):
 
     def __init__(self, name: str, reason: str = ""):
         self.name = name
-        detail = reason or f"your notebook never defined `{name}`"
+        detail = reason or say(f"your notebook never defined `{name}`", f"노트북에서 `{name}`을(를) 정의하지 않았습니다")
         super().__init__(detail)
 
 

@@ -10,21 +10,26 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from grader.check.captured import Captured, ModuleInfo, NoCapture, Trace
-from grader.check.checks import Check, CheckResult, import_checks, load_checks, run_check, settle, withhold
+from grader.check.checks import (NOT_GRADED, Check, CheckResult, import_checks, load_checks, not_graded, run_check,
+                                 said_by, settle, withhold)
+from grader.check.causes import trace_causes
 from grader.check.diagnose import diagnose, unchanged_by_hidden_data, unchanged_message
 from grader.check.forms import load_forms
 from grader.check.replay import Replays
 from grader.config import PUBLIC_VARIANT, Assignment
-from grader.errors import ConfigError, InvalidSubmission, SubmissionError
+from grader.errors import CaptureError, ConfigError, InvalidSubmission, SubmissionError
 from grader.fsutil import UnsafeFile, read_regular_file, readable_name, safe_name, write_atomic
 from grader.check.heatmap import find_heatmap, student_heatmap
 from grader.run.notebook import ANSWER, PreparedNotebook, read_notebook, read_notebook_bytes, tags
 from grader.check.reference import (RunOutcome, cache_folder, mistake_outcomes, reference_captures,
                                     reference_notebook)
 from grader.run.runs import GradeOptions, Runner
+from grader.said import Said, korean, say
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
-UNSANDBOXED = "graded without the sandbox (--no-sandbox): the notebook ran with the grading machine in reach"
+TRACE_CAUSE = "trace"  # a diagnosis read from the training trace, not a declared mistake
+UNSANDBOXED = say("graded without the sandbox (--no-sandbox): the notebook ran with the grading machine in reach",
+                  "샌드박스 없이 채점했습니다 (--no-sandbox): 노트북이 채점 컴퓨터에 접근할 수 있는 상태로 실행되었습니다")
 CHECKPOINT_DIR = ".ipynb_checkpoints"
 
 
@@ -36,10 +41,12 @@ class GradeReport:
     file: str
     status: str  # ok, error, timeout, invalid, grader-error
     reason: str = ""
+    reason_ko: str = ""  # Korean of `reason`, "" where none
     checks: list[CheckResult] = field(default_factory=list)
     manual: list[CheckResult] = field(default_factory=list)  # merged from the TA's file, never cached
     answers: dict[str, str | None] = field(default_factory=dict)  # free-text answers by question
     notes: list[str] = field(default_factory=list)
+    notes_ko: list[str] = field(default_factory=list)  # each note's Korean ("" where none), same order
     problems: list[dict] = field(default_factory=list)
     diagnoses: list[dict] = field(default_factory=list)  # known mistakes matched: name, cause, cause_en
     training: dict = field(default_factory=dict)
@@ -56,6 +63,23 @@ class GradeReport:
     @property
     def max_score(self) -> float:
         return round(sum(c.max_points for c in self.checks + self.manual), 6)
+
+    def note(self, text: str) -> None:
+        """Add a note for the student, in both languages when `text` is a `Said`."""
+        if str(text) not in self.notes:
+            self.notes.append(str(text))
+            self.notes_ko.append(korean(text))
+
+    def notes_in(self, lang: str) -> list[str]:
+        if lang != "ko":
+            return self.notes
+        return [ko or en for en, ko in zip(self.notes, self.notes_ko + [""] * len(self.notes))]
+
+    def set_reason(self, text: str) -> None:
+        self.reason, self.reason_ko = str(text), korean(text)
+
+    def reason_in(self, lang: str) -> str:
+        return (self.reason_ko or self.reason) if lang == "ko" else self.reason
 
     def to_json(self) -> dict:
         return asdict(self) | {"score": self.score, "max_score": self.max_score}
@@ -173,12 +197,16 @@ class AssignmentGrader:
             read_notebook_bytes(data, limit)
             return report, data
         except UnsafeFile as exc:
-            report.status, report.reason = "invalid", f"the file is {exc}"
+            report.status = "invalid"
+            report.set_reason(say(f"the file is {exc}", f"파일 문제: {exc}"))
         except InvalidSubmission as exc:
-            report.status, report.reason = "invalid", str(exc)
+            report.status = "invalid"
+            report.set_reason(said_by(exc))
         except OSError as exc:
-            report.status, report.reason = "invalid", f"the file could not be read: {exc.strerror}"
-        report.checks = self._unrun_checks(f"not graded: {report.reason}")
+            report.status = "invalid"
+            report.set_reason(say(f"the file could not be read: {exc.strerror}",
+                                  f"파일을 읽을 수 없습니다: {exc.strerror}"))
+        report.checks = self._unrun_checks(not_graded(Said(report.reason, report.reason_ko or report.reason)))
         return report, None
 
     def _cache_path(self, report: GradeReport) -> Path:
@@ -211,25 +239,37 @@ class AssignmentGrader:
         results = {name: result for name, (_, result) in runs.items()}
         prepared, public = runs[PUBLIC_VARIANT]
         # Only the public run is reported (notes, time): a hidden run could signal through them.
-        report.notes += prepared.notes + [n for n in public.notes if n not in prepared.notes]
+        for note in prepared.notes + public.notes:
+            report.note(note)
         report.problems = [asdict(p) | {"text": p.describe()} for p in public.problems]
         if public.captured:
             report.training = training_summary(public.captured.trace)
             report.modules = module_summaries(public.captured, self.assignment.capture)
             report.heatmap = student_heatmap(self.heatmap, public.captured) if self.heatmap else {}
+        compared_with = {}
         for variant in self.assignment.variants:
             result = results[variant.name]
             student = result.captured or NoCapture(result.capture_error or "no values were read back")
             expected = await self.replays.expected(variant, result.captured, self.reference[variant.name])
+            compared_with[variant.name] = expected
             values = {"student": student, "reference": expected, "run": result}
             report.checks += [run_check(c, variant.name, values) for c in self.checks if c.runs_on(variant.name)]
         settle(self.checks, report.checks)
         unchanged = unchanged_by_hidden_data({n: r.captured for n, r in results.items()}, self.reference,
                                              self.assignment.capture)
         if unchanged:
-            withhold(report.checks, unchanged_message(unchanged))
+            withhold(report.checks, unchanged_message(unchanged))  # also said as a note: the whole page's reason
+            report.note(unchanged_message(unchanged))
         report.diagnoses = [{"name": m.name, "cause": m.cause, "cause_en": m.cause_en}
                             for m in diagnose(self.forms.mistakes, self.mistakes, results, self.assignment.capture)]
+        expected = compared_with[PUBLIC_VARIANT]
+        if (not report.diagnoses and public.captured and isinstance(expected, Captured)
+                and any(c.points < c.max_points for c in report.checks)):
+            try:
+                causes = trace_causes(public.captured.trace, expected.trace)
+            except CaptureError:  # no readable trace: the checks say so
+                causes = []
+            report.diagnoses = [{"name": TRACE_CAUSE, "cause": c.ko, "cause_en": str(c)} for c in causes]
 
         report.status = max((r.status for r in results.values()), key=STATUS_ORDER.index)
         reasons = [p.describe() for p in public.problems] + ([public.capture_error] if public.capture_error else [])
@@ -256,7 +296,8 @@ class AssignmentGrader:
         return answers
 
     def _unrun_checks(self, why: str) -> list[CheckResult]:
-        return [CheckResult(c.name, v.name, c.description, 0.0, c.points, "fail", why, why)
+        return [CheckResult(c.name, v.name, c.description, 0.0, c.points, "fail", str(why), str(why),
+                            description_ko=c.description_ko, feedback_ko=korean(why))
                 for v in self.assignment.variants for c in self.checks if c.runs_on(v.name)]
 
     async def grade_all(self, files: list[tuple[Path, Path]],
@@ -274,9 +315,9 @@ class AssignmentGrader:
             except Exception as exc:  # a grader bug must not stop the batch or lose the row
                 report = GradeReport(student_id(path, root), readable_name(str(path)), "grader-error",
                                      f"internal grading error: {type(exc).__name__}: {exc}",
-                                     checks=self._unrun_checks("not graded"))
+                                     checks=self._unrun_checks(NOT_GRADED))
             if not self.options.sandbox:
-                report.notes.append(UNSANDBOXED)
+                report.note(UNSANDBOXED)
                 report.reason = "; ".join(filter(None, [report.reason, UNSANDBOXED]))
             if on_report:
                 on_report(report)
@@ -290,5 +331,6 @@ class AssignmentGrader:
             if len(same) > 1:
                 for report in same:
                     others = ", ".join(r.file for r in same if r is not report)
-                    report.notes.append(f"this student has more than one file ({others}); each was graded")
+                    report.note(say(f"this student has more than one file ({others}); each was graded",
+                                    f"이 학생은 파일이 둘 이상이며 ({others}) 모두 채점했습니다"))
         return reports

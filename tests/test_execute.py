@@ -1,6 +1,7 @@
 """The engine on small notebooks: errors, timeouts, a dying kernel, capture, clean-up."""
 
 import asyncio
+import gc
 import os
 import subprocess
 from pathlib import Path
@@ -44,6 +45,26 @@ def test_cell_timeout_interrupts_and_continues():
     assert result.status == "timeout"
     assert [p.kind for p in result.problems] == ["timeout"]
     assert result.captured["after"] == "ran"
+
+
+def test_a_cell_that_ignores_the_interrupt_leaves_no_task_behind():
+    unretrieved = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))
+        stubborn = "import time\nwhile True:\n    try:\n        time.sleep(0.01)\n    except KeyboardInterrupt:\n        pass"
+        cells = [new_code_cell(stubborn), new_code_cell("print('never')")]  # the interrupt is ignored
+        result = await run_notebook(new_notebook(cells=cells), ExecutionSettings(cell_timeout=2, notebook_timeout=4),
+                                    RunOptions(capture=()))
+        await asyncio.sleep(0.5)
+        gc.collect()  # a task whose exception nobody retrieved is reported when it is collected
+        left = [t for t in asyncio.all_tasks() if "poll_output" in repr(t)]
+        return result, left
+
+    result, left = asyncio.run(main())
+    assert result.status == "timeout"
+    assert not left, "the timed-out cell's output reader still runs (asyncio.run would hide its error)"
+    assert not unretrieved, [c.get("message") for c in unretrieved]
 
 
 def test_notebook_timeout_stops_remaining_cells():

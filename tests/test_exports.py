@@ -79,7 +79,9 @@ def test_failures_group_by_reason_across_students():
     assert groups[0] == ("parameters", "alpha0: got #, expected #", ["bob", "carol", "dave"])
     assert all("zed" not in students for _, _, students in groups), "an unreadable file ran no check"
     assert reason_pattern("yhat: 1000 of 1000 elements at index (772, 0), rel nan") == \
-        "yhat: # of # elements at index (#, #), rel #"
+        "yhat: # of # elements at index (#, #), rel nan"
+    assert reason_pattern("it stepped with lr 0.01, not 0.1 (lr=0.1); loss inf at epoch 34") == \
+        "it stepped with lr 0.01, not # (lr=0.1); loss inf at epoch #"
 
 
 def test_summary_page_has_histogram_pass_rates_trouble_and_settings():
@@ -152,3 +154,32 @@ submission_102:
                graded("export__submission_103__hw1")]
     assert lms_csv(reports, roster) == [["student_id", "score"], ["2024001", "6"], ["lee@uni.ac.kr", "0"],
                                         ["submission_103", "6"]]
+
+
+def test_summary_names_causes_first_then_flags_submissions_to_review():
+    from grader.check.checks import CONFIRM_FAILED
+    from grader.report.suspicious import suspicious_groups
+    diagnosed = graded("ann", 1.661)
+    diagnosed.diagnoses = [{"name": "no_zero_grad", "cause": "zero_grad 없음", "cause_en": "no zero_grad"}]
+    typed_in = graded("ty")  # its values match, but nothing trained
+    copied = [graded(s, 1.661) for s in ("cy", "dee")]
+    for r in copied:
+        r.content_hash, r.training = "same", {"losses": [1.0], "optimizers": [{"steps": 30}]}
+    public_only = graded("pat", 1.661)
+    public_only.training = {"losses": [1.0], "optimizers": [{"steps": 30}]}
+    by_hand = graded("han")  # a hand-written update: no optimizer, but a loss was backpropagated
+    by_hand.training = {"losses": [1.0] * 30, "optimizers": []}
+    public_only.checks[0].message = str(CONFIRM_FAILED)
+    reports = [diagnosed, typed_in, public_only, by_hand, *copied]
+    assert suspicious_groups(reports, EN) == [("values match although no training ran", ["ty"]),
+                                              ("values match the public run but not the hidden one", ["pat"]),
+                                              ("identical files from different students", ["cy", "dee"])]
+    page = to_html(*summary_page(load_assignment(ROOT, "regression_ab"), reports, SETTINGS,
+                                 {r.file: r.student for r in reports}, EN), "en")
+    assert page.index("Diagnosed causes") < page.index("Other failures") < page.index("Submissions to review")
+    assert page.index("Submissions to review") < page.index("Score histogram"), "the first table names causes"
+
+
+def test_full_marks_fall_in_the_histograms_last_bin():
+    from grader.report.plots import histogram_png
+    assert histogram_png([10.0] * 3, 10.0, EN) != histogram_png([], 10.0, EN), "full marks are drawn"

@@ -210,3 +210,22 @@ def test_a_hard_coded_copy_types_in_every_value_and_can_fake_a_loop():
     exec(source, namespace)
     assert torch.equal(namespace["w"], torch.tensor([1.0, 2.0]))
     json.dumps(source)
+
+
+def trace(losses, steps, lr=0.1, backward_calls=None):
+    from grader.check.captured import OptimizerRecord, Trace
+    optimizers = [OptimizerRecord("SGD", steps, 4, {"lr": lr}, {"lr": lr}, None)] if steps else []
+    return Trace(np.asarray(losses, dtype=float), steps if backward_calls is None else backward_calls, optimizers)
+
+
+def test_the_trace_names_the_cause_a_student_can_act_on():
+    from grader.check.causes import trace_causes
+    reference = trace([2.0, 1.5], 30)
+    assert trace_causes(trace([2.0, 1.5], 30), reference) == []
+    [summed] = trace_causes(trace([2000.0, 3.0], 30), reference)
+    assert "1000× the reference's" in summed and "sum instead of mean" in summed and "1000배" in summed.ko
+    assert trace_causes(trace([2.0, 1.5], 31), reference) == ["31 steps, the task trains for 30"]
+    assert trace_causes(trace([2.0], 30, lr=0.01), reference) == [
+        "the optimizer stepped with lr 0.01; the task uses lr 0.1"]
+    [no_step] = trace_causes(trace([2.0] * 30, 0, backward_calls=30), reference)
+    assert "no optimizer ever took a step" in no_step

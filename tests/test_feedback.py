@@ -131,8 +131,8 @@ def test_korean_feedback_translates_fixed_text_and_keeps_descriptions():
                "text": "ignored"}
     markdown, page, _ = render(report(status="error", problems=[problem]), KO)
     assert "점수: 1 / 7" in markdown and "셀에서 오류가 남" in markdown
-    assert "셀 9 (`for epoc in range(30):`)에서 NameError 오류: name 'Y' is not defined" in markdown
-    assert "α0 … match the reference (숨겨진 데이터)" in markdown, "descriptions stay as checks.py wrote them"
+    assert "9번째 셀(`for epoc in range(30):`)에서 오류가 났습니다: `NameError: name 'Y' is not defined`" in markdown
+    assert "α0 … match the reference (숨겨진 데이터)" in markdown, "a check that declares no Korean keeps its English"
     assert '<html lang="ko">' in page
     for english in ("Score", "What to look at", "Checks", "feedback for"):
         assert english not in markdown
@@ -166,9 +166,11 @@ def test_student_text_is_escaped_in_html():
 def test_manual_answers_show_pending_or_the_tas_comment():
     manual = [CheckResult("why", "public", "Why does it diverge?", 0.0, 2.0, "pending", "x", "x"),
               CheckResult("how", "public", "How to fix it?", 2.0, 2.0, "pass", "graded by a TA: clear", "graded by a TA: clear")]
-    markdown, _, _ = render(report(manual=manual))
-    assert "| … | Why does it diverge? | – | not graded yet: a TA grades this answer by hand |" in markdown
+    markdown, _, _ = render(report(manual=manual, answers={"why": "lr is too large", "how": ""}))
+    assert "| … | Why does it diverge? | – / 2 | not graded yet: a TA grades this answer by hand |" in markdown
     assert "| ✓ | How to fix it? | 2 / 2 | graded by a TA: clear |" in markdown
+    assert "Your answer to «Why does it diverge?»:\n\n```\nlr is too large\n```" in markdown, "the student's own answer"
+    assert "Your answer to «How to fix it?»:\n\n(no answer written)" in markdown
 
 
 # ---------------------------------------------------------------- heat map hook
@@ -219,9 +221,19 @@ def test_a_diagnosed_cause_comes_first_in_the_pages_language_and_one_cause_is_sa
     r = report(diagnoses=[diagnosis], checks=not_judged)
     for text, cause in ((KO, "zero_grad를 부르지 않았습니다"), (EN, "zero_grad was never called")):
         html = to_html(*feedback_page(r, assignment(), [], text), text.lang)
-        assert cause in html
-        assert html.count("your notebook never defined") == 1, "one cause, said once"
-        assert html.index(cause) < html.index("your notebook never defined")
+        assert html.count(cause) == 1, "one cause, said once"
+        assert "your notebook never defined" not in html, "the cause, not its symptoms"
+        under = html[html.index(cause):]
+        assert "final_loss" in under and "predictions" in under, "the checks it cost are listed under it"
+
+
+def test_a_cause_read_from_the_trace_comes_before_the_symptoms_each_said_once():
+    diagnosis = {"name": "trace", "cause": "첫 손실이 1000배입니다", "cause_en": "your first loss is 1000×"}
+    hidden = [CheckResult(name, "hidden", name, 0, 1, "fail", "m", "failed only when re-run with other data")
+              for name in ("final_loss", "predictions")]
+    html = to_html(*feedback_page(report(diagnoses=[diagnosis], checks=hidden), assignment(), [], EN), "en")
+    assert html.index("your first loss is 1000×") < html.index("failed only when re-run")
+    assert html.count("failed only when re-run with other data") == 1, "one text, with every check that says it"
 
 
 def test_the_summary_groups_students_by_diagnosed_cause():
@@ -233,3 +245,23 @@ def test_the_summary_groups_students_by_diagnosed_cause():
     reports.append(report(student="cy", checks=failed))
     assert cause_groups(reports, "en") == [("no zero_grad", ["ann", "bob"])]
     assert [students for _, _, students in failure_groups(reports)] == [["cy"]]
+
+
+def test_a_curve_that_turns_nan_early_is_not_squeezed_into_the_axis_start():
+    from grader.report.plots import drawn_epochs
+    diverged = np.asarray(diverging_losses(n=1000, first_inf=35, first_nan=73))
+    assert drawn_epochs(diverged, diverged) == math.ceil(73 * 1.15) + 1
+    assert drawn_epochs(np.linspace(2, 1, 1000)) is None, "a finite run is drawn whole"
+    markdown, _, _ = render(report(training={"losses": list(diverged), "epochs": 1000, "backward_calls": 1000}),
+                            reference=list(diverged))
+    assert "The plot ends at epoch 85 of 1000" in markdown
+
+
+def test_a_reference_that_diverges_early_next_to_a_finite_run_gets_a_log_epoch_axis():
+    from grader.report.plots import early_end_only_in_one
+    diverged, finite = np.asarray(diverging_losses(n=1000, first_inf=35, first_nan=73)), np.linspace(48, 1, 1000)
+    assert early_end_only_in_one(finite, diverged) and not early_end_only_in_one(finite, finite)
+    assert not early_end_only_in_one(diverged, diverged), "both end early: the axis is cut instead"
+    markdown, _, _ = render(report(training={"losses": list(finite), "epochs": 1000, "backward_calls": 1000}),
+                            reference=list(diverged))
+    assert "The epoch axis is logarithmic" in markdown

@@ -134,7 +134,7 @@ def test_run_autograder_grades_the_submission_and_writes_valid_results(autograde
     assert "grading WITHOUT the sandbox (`bwrap` is not installed)" in done.stderr, "it says so"
     validate(results)
     assert results["score"] == 0 and results["extra_data"]["status"] == "ok", "typed-in numbers earn nothing"
-    assert "graded without the grader's sandbox" in results["output"]
+    assert "샌드박스 없이 채점했습니다" in results["output"], "said in the course's language (ko)"
     assert_hidden_points_wait_for_publishing(results, hidden_points=0)
     assert "공개 항목 점수: 0 / 5" in results["output"], "Korean, the course's language; public points only"
 

@@ -95,3 +95,28 @@ def test_variant_rewrites_only_locked_cells():
     assert "43052" in cell_sources(template)["data"]
     with pytest.raises(ConfigError, match="appears in no locked cell"):
         apply_variant(template, Variant("hidden", replace={"yhat = ???": "yhat = 1"}))
+
+
+def test_cells_are_numbered_as_the_student_sees_them():
+    template = student_notebook("regression_ab")
+    submission = nbformat.from_dict(template)
+    selfcheck = nbformat.v4.new_code_cell('import otter\ngrader = otter.Notebook(tests_dir="tests")')
+    submission.cells.insert(1, selfcheck)  # the release's setup cell: removed before the run
+    del submission.cells[3]  # a locked cell deleted: put back where it belongs
+    prepared = prepare_notebook(template, submission)
+    runs = [prepared.position_of(i) for i in range(len(prepared.notebook.cells))]
+    assert runs[0] == 0 and runs[1] == 2, "the removed self-check cell still counts"
+    assert runs[-1] == len(submission.cells) - 1, "the last cell keeps the student's number"
+
+
+def test_tracebacks_name_cells_as_the_student_numbers_them():
+    from ipykernel.compiler import get_tmp_hash_seed, murmur2_x86
+    from grader.run.cell_names import student_traceback
+    defines = "def f():\n    1/0"
+    ran = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(defines, execution_count=3),
+                                          nbformat.v4.new_code_cell("f()", execution_count=4)])
+    temp_file = f"/tmp/ipykernel_7/{murmur2_x86(defines, get_tmp_hash_seed())}.py"
+    traceback = f"Cell In[4], line 1\n----> 1 f()\nFile {temp_file}:2, in f()\nZeroDivisionError: division by zero"
+    shown = student_traceback(traceback, ran, lambda index: index + 5)  # two self-check cells before each
+    assert shown.splitlines()[0] == "Cell 7, line 1" and "Cell 6:2, in f()" in shown
+    assert "ipykernel" not in shown and "In[" not in shown

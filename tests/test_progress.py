@@ -44,3 +44,10 @@ def test_summary_table_has_a_row_per_assignment():
     assert header.split() == ["assignment", "graded", "ok", "error", "timeout", "invalid", "grader-error",
                               "mean", "score", "wall"]
     assert line.split() == ["regression_ab", "3", "2", "0", "0", "1", "0", "1.00", "/", "2", "12.3", "s"]
+
+
+def test_the_line_counts_ta_graded_points_in_the_maximum_as_the_page_does():
+    stream = io.StringIO()
+    progress = Progress("poly_lr", 1, stream, manual_points=2)
+    progress.update(report("alice", "ok", 2))
+    assert stream.getvalue() == "[1/1] alice: 2/4 ok (1.5 s, 2 of them for TA-graded answers, not counted yet)\n"

@@ -59,7 +59,7 @@ SAMPLES = {
     "wrong_lr_0.01": (0, "ok", ["lr_0.01"]),
     "wrong_10_epochs": (0, "ok", ["10_epochs"]),
     "error_name_error": (0, "error", []),
-    "timeout_while_loop": (0, "timeout", []),
+    "timeout_while_loop": (0, "timeout", ["trace"]),  # the trace names the cause: thousands of steps, not 30
     "hardcoded_numbers": (0, "ok", []),
     "invalid_not_a_notebook": (0, "invalid", []),
 }

@@ -67,6 +67,14 @@ def test_bundle_holds_the_notebook_without_outputs_and_the_selfchecks(bundle):
     assert 'name = \'q1\'' in (bundle / "tests" / "q1.py").read_text()
 
 
+def test_locked_cells_cannot_be_edited_or_deleted_in_jupyter(bundle):
+    nb = nbformat.read(bundle / "regression_ab.ipynb", as_version=4)
+    locked = [c for c in nb.cells if "locked" in c.metadata.get("tags", [])]
+    assert locked and all(c.metadata.get("editable") is False and c.metadata.get("deletable") is False
+                          for c in locked)
+    assert all("editable" not in c.metadata for c in nb.cells if "answer" in c.metadata.get("tags", []))
+
+
 def test_public_data_is_shipped_next_to_the_notebook(tmp_path):
     course = course_copy(tmp_path)
     (course / "assignments" / "regression_ab" / "public").mkdir()
@@ -158,7 +166,8 @@ def test_selfchecks_report_easy_mistakes_in_the_released_notebook(bundle):
     assert "`loss` contains nan or inf: did training diverge?" in out["sum_not_mean"]
     assert "alpha0 still has its initial value 0.5" in out["no_backward"]
     assert "contains nan" not in out["no_backward"]
-    assert "not defined yet: yhat, loss" in out["left_blank"]
+    assert "the cell above raised an error (SyntaxError" in out["left_blank"], out["left_blank"]
+    assert "not defined yet" not in out["left_blank"], "one cause, said once"
     for name, text in out.items():
         assert "1.471" not in text and "0.977" not in text, f"{name}: a self-check printed a reference value"
     assert [p.ename for p in results["left_blank"].problems] == ["SyntaxError"]

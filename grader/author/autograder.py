@@ -25,13 +25,16 @@ from pathlib import Path
 from grader.config import Assignment
 from grader.errors import UsageError
 from grader.fsutil import write_bytes_atomic
+from grader.said import say
 
 PROJECT = Path(__file__).resolve().parents[2]  # holds pyproject.toml and grader/
 PROJECT_FILES = ("pyproject.toml", "README.md")
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"  # Gradescope's machines have no GPU
 RESULTS = "results/results.json"
-UNSANDBOXED_IN_CONTAINER = ("graded without the grader's sandbox, which this Gradescope container does not allow; "
-                            "the notebook ran in the container Gradescope makes for each submission")
+UNSANDBOXED_IN_CONTAINER = say("graded without the grader's sandbox, which this Gradescope container does not "
+                               "allow; the notebook ran in the container Gradescope makes for each submission",
+                               "이 Gradescope 컨테이너는 채점기의 샌드박스를 허용하지 않아 샌드박스 없이 채점했습니다. "
+                               "노트북은 Gradescope가 제출물마다 만드는 컨테이너에서 실행되었습니다")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder image.

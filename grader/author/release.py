@@ -25,7 +25,7 @@ from grader.config import Assignment
 from grader.errors import ConfigError
 from grader.fsutil import replace_dir_atomic, write_atomic
 from grader.report.i18n import both
-from grader.run.notebook import ANSWER, read_notebook, tags
+from grader.run.notebook import ANSWER, LOCKED, read_notebook, tags
 from grader.author.selfcheck import SETUP_SOURCE, TESTS_DIR, check_source, load_selfchecks, otter_test
 
 SELFCHECK_TAG = "selfcheck"
@@ -139,6 +139,8 @@ def release_notebook(assignment: Assignment, questions) -> nbformat.NotebookNode
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        if LOCKED in tags(cell):  # Jupyter refuses the edit; grading restores the cell anyway
+            cell.metadata.update(editable=False, deletable=False)
     if not questions:
         return nb
     cells = []

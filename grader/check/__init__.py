@@ -2,7 +2,7 @@
 
 Assignment authors import their API from here:
 
-    from grader.check import check, assert_close, Mismatch, PartialCredit, ModuleInfo, heatmap, task
+    from grader.check import check, assert_close, Mismatch, PartialCredit, ModuleInfo, heatmap, say, task
 """
 
 from grader.check.captured import ModuleInfo
@@ -11,6 +11,7 @@ from grader.check.compare import (Mismatch, as_tensor, assert_all_close, assert_
                                   assert_state_dict_close, assert_trained)
 from grader.check.heatmap import heatmap
 from grader.check.task import task
+from grader.said import joined, say
 
 __all__ = ["ModuleInfo", "Mismatch", "NotJudged", "PartialCredit", "as_tensor", "assert_all_close", "assert_close",
-           "assert_equal", "assert_state_dict_close", "assert_trained", "check", "heatmap", "task"]
+           "assert_equal", "assert_state_dict_close", "assert_trained", "check", "heatmap", "joined", "say", "task"]

@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Callable
 
 from grader.check.compare import Mismatch, recording_closeness
+from grader.said import Said, korean, say
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.check.task import stating
 from grader.errors import CaptureError, ConfigError, MissingValue
@@ -58,14 +59,18 @@ class Check:
     description: str
     confirm_hidden: bool = False  # public points only when every hidden run passes too
     requires: tuple[str, ...] = ()  # checks that must pass on every run for this one to pay
+    description_ko: str = ""  # the description on a Korean page (the English one when empty)
 
     def runs_on(self, variant: str) -> bool:
         return self.variants == "all" or variant in self.variants
 
 
 def check(points: float, *, variants: str | tuple[str, ...] = (PUBLIC_VARIANT,), name: str | None = None,
-          confirm_hidden: bool | None = None, requires: tuple[str, ...] | list[str] = ()):
+          confirm_hidden: bool | None = None, requires: tuple[str, ...] | list[str] = (), ko: str = ""):
     """Declare a check worth `points` on each variant in `variants` ("all" for every run).
+
+    The docstring's first line describes it; `ko` says the same in Korean, and messages
+    raised with `say(en, ko)` (grader.said) are shown in the page's language.
 
     `confirm_hidden` (default: on for checks that run on every variant, the value
     comparisons) pays the public points only when the check also holds under every hidden
@@ -81,7 +86,7 @@ def check(points: float, *, variants: str | tuple[str, ...] = (PUBLIC_VARIANT,),
         variant_set = variants if variants == "all" else tuple(variants)
         confirm = variants == "all" if confirm_hidden is None else confirm_hidden
         setattr(func, CHECK_ATTRIBUTE, Check(name or func.__name__, float(points), func, variant_set,
-                                             doc.splitlines()[0], confirm, tuple(requires)))
+                                             doc.splitlines()[0], confirm, tuple(requires), ko))
         return func
 
     return mark
@@ -136,21 +141,41 @@ class CheckResult:
     message: str = ""  # full detail, for TAs
     feedback: str = ""  # what the student may see
     closeness: list[float] | None = None  # worst |got − expected| and its tolerance, if values were compared
+    description_ko: str = ""  # Korean of `description`, "" when the check declares none
+    feedback_ko: str = ""  # Korean of `feedback`, "" when its author wrote it only in English
 
     @property
     def label(self) -> str:
         return self.name if self.variant == PUBLIC_VARIANT else f"{self.name}[{self.variant}]"
 
+    def describe(self, lang: str) -> str:
+        return (self.description_ko or self.description) if lang == "ko" else self.description
 
-HIDDEN_FAILURE = "under a hidden variant (your notebook re-run with other data) the result did not match"
+    def feedback_in(self, lang: str) -> str:
+        return (self.feedback_ko or self.feedback) if lang == "ko" else self.feedback
+
+    def tell(self, text: str, *, message: str | None = None) -> None:
+        """Set what the student reads (both languages) and, unless given apart, the TA's message."""
+        self.feedback, self.feedback_ko = str(text), korean(text)
+        self.message = str(text) if message is None else str(message)
+
+
+HIDDEN_FAILURE = say("your notebook failed only when re-run with other data (a hidden variant): does it depend on "
+                     "the exact numbers of this data?",
+                     "다른 데이터로 다시 실행했을 때(숨겨진 데이터)만 결과가 정답과 달랐습니다. 이 데이터의 "
+                     "정확한 숫자에 의존하는 코드가 있지 않은지 확인하세요.")
 # Messages about a hidden run's values may carry text its kernel chose (a type name, an
 # exception message), so a hidden variant's feedback never quotes them.
-HIDDEN_UNREADABLE = "under a hidden variant (your notebook re-run with other data) the values could not be read back"
+HIDDEN_UNREADABLE = say("when your notebook was re-run with other data (a hidden variant), its values could not be "
+                        "read back",
+                        "다른 데이터로 다시 실행했을 때(숨겨진 데이터) 노트북의 값을 읽어 올 수 없었습니다")
+CHECK_CRASHED = say("this check could not be graded automatically; a TA will look at it",
+                    "이 항목은 자동으로 채점하지 못했습니다. 조교가 확인합니다")
 
 
 def run_check(c: Check, variant: str, values: dict) -> CheckResult:
     """Run one check with the arguments it names; never raises."""
-    result = CheckResult(c.name, variant, c.description, 0.0, c.points, "fail")
+    result = CheckResult(c.name, variant, c.description, 0.0, c.points, "fail", description_ko=c.description_ko)
     hidden = variant != PUBLIC_VARIANT
     kwargs = {name: values[name] for name in inspect.signature(c.func).parameters}
     try:
@@ -161,33 +186,37 @@ def run_check(c: Check, variant: str, values: dict) -> CheckResult:
                 result.closeness = closeness.worst()
     except NotJudged as why:
         result.status = "not-judged"
-        result.message = result.feedback = str(why)
+        result.tell(said_by(why))
     except PartialCredit as partial:
         result.points, result.status = round(c.points * partial.fraction, 6), "partial"
-        result.message = partial.message
-        result.feedback = HIDDEN_FAILURE if hidden else partial.message
+        result.tell(HIDDEN_FAILURE if hidden else partial.message, message=partial.message)
     except Mismatch as mismatch:
-        result.message = mismatch.message
-        result.feedback = mismatch.summary if hidden else mismatch.message
+        result.tell(mismatch.summary if hidden else mismatch.message, message=mismatch.message)
     except (MissingValue, CaptureError) as exc:
         result.status = "not-judged"
-        result.message = str(exc)
-        result.feedback = HIDDEN_UNREADABLE if hidden else result.message
+        result.tell(HIDDEN_UNREADABLE if hidden else said_by(exc), message=str(exc))
     except AssertionError as exc:
-        result.message = str(exc) or "assertion failed"
-        result.feedback = HIDDEN_FAILURE if hidden else result.message
+        said = said_by(exc) or "assertion failed"
+        result.tell(HIDDEN_FAILURE if hidden else said, message=said)
     except Exception as exc:  # a bug in the check, or a value it did not expect
         result.status = "grader-error"
-        result.message = f"the check itself crashed: {type(exc).__name__}: {exc}"
-        result.feedback = "this check could not be graded automatically; a TA will look at it"
+        result.tell(CHECK_CRASHED, message=f"the check itself crashed: {type(exc).__name__}: {exc}")
     else:
         result.points, result.status = c.points, "pass"
     return result
 
 
-CONFIRM_FAILED = ("this matched only in the public run: when your notebook was re-run with other data (a hidden "
-                  "variant) it did not, so the values were not computed from the data (typed in, or tied to "
-                  "this data?)")
+def said_by(exc: BaseException) -> str:
+    """An exception's message, keeping its Korean when it was raised with `say(en, ko)`."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, Said) else str(exc)
+
+
+CONFIRM_FAILED = say("this matched only in the public run: when your notebook was re-run with other data (a hidden "
+                     "variant) it did not, so the values were not computed from the data (typed in, or tied to "
+                     "this data?)",
+                     "공개 데이터에서만 정답과 같았습니다. 다른 데이터로 다시 실행했을 때(숨겨진 데이터)는 달랐으므로, "
+                     "값이 데이터로부터 계산되지 않았습니다 (직접 입력했거나 이 데이터에만 맞춘 코드인가요?)")
 
 
 def settle(checks: list[Check], results: list[CheckResult]) -> None:
@@ -200,7 +229,7 @@ def settle(checks: list[Check], results: list[CheckResult]) -> None:
         if (result.status == "pass" and c.confirm_hidden and result.variant == PUBLIC_VARIANT
                 and any(r.name == c.name and r.variant != PUBLIC_VARIANT and r.status != "pass" for r in results)):
             result.points, result.status = 0.0, "fail"
-            result.message = result.feedback = CONFIRM_FAILED
+            result.tell(CONFIRM_FAILED)
     changed = True
     while changed:  # a requirement may itself lose its points to one of its own
         changed = False
@@ -209,8 +238,18 @@ def settle(checks: list[Check], results: list[CheckResult]) -> None:
             missing = [by_name[r] for r in by_name[result.name].requires if r in failed]
             if missing and result.status != "not-judged":
                 why = "; ".join(f"«{m.description}»" for m in missing)
+                why_ko = "; ".join(f"«{m.description_ko or m.description}»" for m in missing)
                 result.points, result.status, changed = 0.0, "not-judged", True
-                result.message = result.feedback = f"not graded: it counts only when {why} holds"
+                result.tell(say(f"not graded: it counts only when {why} holds",
+                                f"채점하지 않음: {why_ko} 항목이 맞아야 점수가 인정됩니다"))
+
+
+def not_graded(why: str) -> Said:
+    """"not graded: <why>", in both languages when `why` is."""
+    return say(f"not graded: {why}", f"채점하지 않음: {korean(why) or why}")
+
+
+NOT_GRADED = say("not graded", "채점하지 않음")
 
 
 def withhold(results: list[CheckResult], why: str) -> None:
@@ -218,4 +257,4 @@ def withhold(results: list[CheckResult], why: str) -> None:
     for result in results:
         if result.points > 0 or result.status == "pass":
             result.points, result.status = 0.0, "not-judged"
-            result.message = result.feedback = f"not graded: {why}"
+            result.tell(not_graded(why))

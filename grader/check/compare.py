@@ -16,12 +16,17 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from grader.said import Said, joined, korean, say
+
+
+NOT_EXPECTED = say("not the expected value", "정답 값과 다릅니다")
+
 
 class Mismatch(AssertionError):
     """A compared value is wrong; `summary` says which without revealing the expected value
     or anything of the student's value (under a hidden variant it could encode the seed)."""
 
-    def __init__(self, message: str, summary: str = "not the expected value"):
+    def __init__(self, message: str, summary: str = NOT_EXPECTED):
         super().__init__(message)
         self.message = message
         self.summary = summary
@@ -68,15 +73,20 @@ def _record(abs_err: float, allowed: float) -> None:
         record.pairs.append((float(abs_err), float(allowed)))
 
 
-def _describe_type(value) -> str:
+def _describe_type(value) -> Said:
     if isinstance(value, torch.Tensor):
-        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {tuple(value.shape)}"
+        dtype, shape = str(value.dtype).replace('torch.', ''), tuple(value.shape)
+        return say(f"a {dtype} tensor of shape {shape}", f"shape이 {shape}인 {dtype} 텐서")
     if isinstance(value, np.ndarray):
-        return f"a {value.dtype} array of shape {value.shape}"
-    return f"a {type(value).__name__}"
+        return say(f"a {value.dtype} array of shape {value.shape}", f"shape이 {value.shape}인 {value.dtype} 배열")
+    return say(f"a {type(value).__name__}", f"{type(value).__name__} 값")
 
 
-def _as_array(value, name: str, role: str) -> np.ndarray:
+YOUR_VALUE = say("your value", "제출한 값")
+EXPECTED_VALUE = say("the expected value", "정답 값")
+
+
+def _as_array(value, name: str, role: Said) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
         if value.dtype == torch.bfloat16:
@@ -86,13 +96,20 @@ def _as_array(value, name: str, role: str) -> np.ndarray:
         return value
     if isinstance(value, (bool, int, float, np.number, np.bool_)):
         return np.asarray(value)
-    raise Mismatch(f"{name}: {role} is {_describe_type(value)}, not a number or tensor")
+    kind = _describe_type(value)
+    raise Mismatch(say(f"{name}: {role} is {kind}, not a number or tensor",
+                       f"{_ko(name)}: {role.ko}이 숫자나 텐서가 아니라 {kind.ko}입니다"))
 
 
 def _dtype_name(value, array: np.ndarray) -> str:
     if isinstance(value, torch.Tensor):
         return str(value.dtype).replace("torch.", "")
     return str(array.dtype)
+
+
+def _ko(name: str) -> str:
+    """A value's name on a Korean page: its Korean when it was given as `say(en, ko)`."""
+    return korean(name) or name
 
 
 def _fmt(x) -> str:
@@ -110,16 +127,20 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
     inf matches inf of the same sign; nan matches nan only with `equal_nan`, and then
     the nan positions must agree exactly.
     """
-    expected_array = _as_array(expected, name, "the expected value")
-    got_array = _as_array(got, name, "your value")
+    expected_array = _as_array(expected, name, EXPECTED_VALUE)
+    got_array = _as_array(got, name, YOUR_VALUE)
     if got_array.shape != expected_array.shape:
-        text = f"{name}: shape {got_array.shape}, expected shape {expected_array.shape}"
-        raise Mismatch(text, f"{name}: not the expected shape")
-    if check_dtype and _dtype_name(got, got_array) != _dtype_name(expected, expected_array):
-        text = f"{name}: dtype {_dtype_name(got, got_array)}, expected {_dtype_name(expected, expected_array)}"
-        raise Mismatch(text)
+        got_shape, expected_shape = got_array.shape, expected_array.shape
+        raise Mismatch(say(f"{name}: shape {got_shape}, expected shape {expected_shape}",
+                           f"{_ko(name)}: shape이 {got_shape}입니다. 정답의 shape은 {expected_shape}입니다"),
+                       say(f"{_ko(name)}: not the expected shape", f"{_ko(name)}: shape이 정답과 다릅니다"))
+    got_dtype, expected_dtype = _dtype_name(got, got_array), _dtype_name(expected, expected_array)
+    if check_dtype and got_dtype != expected_dtype:
+        raise Mismatch(say(f"{name}: dtype {got_dtype}, expected {expected_dtype}",
+                           f"{_ko(name)}: dtype이 {got_dtype}입니다. 정답의 dtype은 {expected_dtype}입니다"))
     if got_array.dtype.kind not in "biufc":
-        raise Mismatch(f"{name}: values of dtype {got_array.dtype} cannot be compared as numbers")
+        raise Mismatch(say(f"{name}: values of dtype {got_array.dtype} cannot be compared as numbers",
+                           f"{_ko(name)}: dtype이 {got_array.dtype}인 값은 숫자로 비교할 수 없습니다"))
 
     g = got_array.astype(np.complex128 if got_array.dtype.kind == "c" else np.float64).ravel()
     e = expected_array.astype(np.complex128 if expected_array.dtype.kind == "c" else np.float64).ravel()
@@ -130,15 +151,20 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
     nan_wrong = (g_nan != e_nan) if equal_nan else (g_nan | e_nan)
     if nan_wrong.any():
         k = int(np.flatnonzero(nan_wrong)[0])
-        at = f"index {_index(k, shape)}" if shape else "the value"
+        at = say(f"index {_index(k, shape)}", f"인덱스 {_index(k, shape)}") if shape else say("the value", "값")
         if g_nan[k] and e_nan[k]:
-            detail = "both are nan, and this check does not accept nan"
+            detail = say("both are nan, and this check does not accept nan",
+                         "둘 다 nan이며, 이 항목은 nan을 인정하지 않습니다")
         else:
-            detail = f"got {_fmt(g[k])}, expected {_fmt(e[k])}"
+            detail = say(f"got {_fmt(g[k])}, expected {_fmt(e[k])}",
+                         f"제출한 값 {_fmt(g[k])}, 정답 값 {_fmt(e[k])}")
         count = int(nan_wrong.sum())
         _record(math.inf, atol)
-        raise Mismatch(f"{name}: {count} of {n} elements differ in nan; first at {at}: {detail}",
-                       f"{name}: nan appears in other places than expected")
+        raise Mismatch(say(f"{name}: {count} of {n} elements differ in nan; first at {at}: {detail}",
+                           f"{_ko(name)}: 원소 {n}개 중 {count}개의 nan 여부가 정답과 다릅니다. "
+                           f"처음은 {at.ko}: {detail.ko}"),
+                       say(f"{name}: nan appears in other places than expected",
+                           f"{_ko(name)}: 정답과 다른 위치에 nan이 있습니다"))
 
     finite = np.isfinite(g) & np.isfinite(e)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -155,11 +181,16 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
         return
     rel = abs_err[k] / abs(e[k]) if e[k] != 0 and finite[k] else math.inf
     at = f" at index {_index(k, shape)}" if shape else ""
+    at_ko = f" (인덱스 {_index(k, shape)})" if shape else ""
     count = int(bad.sum())
-    message = (f"{name}: {count} of {n} elements outside tolerance (atol {atol:g}, rtol {rtol:g}); "
-               f"worst{at}: got {_fmt(g[k])}, expected {_fmt(e[k])} "
-               f"(abs err {abs_err[k]:.3g}, rel err {rel:.3g})")
-    summary = f"{name}: differs from the expected values beyond the tolerance"
+    message = say(f"{name}: {count} of {n} elements outside tolerance (atol {atol:g}, rtol {rtol:g}); "
+                  f"worst{at}: got {_fmt(g[k])}, expected {_fmt(e[k])} "
+                  f"(abs err {abs_err[k]:.3g}, rel err {rel:.3g})",
+                  f"{_ko(name)}: 원소 {n}개 중 {count}개가 허용 오차(atol {atol:g}, rtol {rtol:g}) 밖입니다. "
+                  f"가장 큰 차이{at_ko}: 제출한 값 {_fmt(g[k])}, 정답 값 {_fmt(e[k])} "
+                  f"(절대 오차 {abs_err[k]:.3g}, 상대 오차 {rel:.3g})")
+    summary = say(f"{name}: differs from the expected values beyond the tolerance",
+                  f"{_ko(name)}: 정답 값과 허용 오차 이상으로 다릅니다")
     raise Mismatch(message, summary)
 
 
@@ -174,26 +205,30 @@ def assert_all_close(pairs: dict[str, tuple], **tolerances) -> None:
         except Mismatch as mismatch:
             failures.append(mismatch)
     if failures:
-        raise Mismatch("; ".join(m.message for m in failures), "; ".join(m.summary for m in failures))
+        raise Mismatch(joined(m.message for m in failures), joined(m.summary for m in failures))
 
 
 def as_tensor(value, *, name: str) -> torch.Tensor:
     """A student's numeric value as a float64 tensor, or `Mismatch` saying what it is instead."""
-    array = _as_array(value, name, "your value")
+    array = _as_array(value, name, YOUR_VALUE)
     if array.dtype.kind not in "biuf":
-        raise Mismatch(f"{name}: values of dtype {array.dtype} are not real numbers")
+        raise Mismatch(say(f"{name}: values of dtype {array.dtype} are not real numbers",
+                           f"{_ko(name)}: dtype이 {array.dtype}인 값은 실수가 아닙니다"))
     return torch.from_numpy(array.astype("float64"))
 
 
 def assert_state_dict_close(got: dict, expected: dict, *, name: str, **tolerances) -> None:
     """Compare two state_dicts: the same keys, then each tensor with `assert_close`."""
     if not isinstance(got, dict):
-        raise Mismatch(f"{name}: expected a state_dict, got {_describe_type(got)}")
+        kind = _describe_type(got)
+        raise Mismatch(say(f"{name}: expected a state_dict, got {kind}",
+                           f"{_ko(name)}: state_dict여야 하는데 {kind.ko}입니다"))
     missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(extra)}"] if extra else [])
-        raise Mismatch(f"{name}: keys differ: {'; '.join(parts)}")
+        parts = ([say(f"missing {', '.join(missing)}", f"없는 키 {', '.join(missing)}")] if missing else []) + (
+            [say(f"unexpected {', '.join(extra)}", f"예상 밖의 키 {', '.join(extra)}")] if extra else [])
+        raise Mismatch(say(f"{name}: keys differ: {'; '.join(parts)}",
+                           f"{_ko(name)}: 키가 다릅니다: {'; '.join(p.ko for p in parts)}"))
     for key in expected:
         assert_close(got[key], expected[key], name=f"{name}[{key!r}]", **tolerances)
 
@@ -205,22 +240,29 @@ def assert_trained(trace, *, optimizer: str, lr: float, steps: int, how: str) ->
     """
     stepped = trace.stepped()
     if not stepped:
-        raise AssertionError(f"no optimizer ever took a step, so nothing was trained: use {how}")
+        raise AssertionError(say(f"no optimizer ever took a step, so nothing was trained: use {how}",
+                                 f"옵티마이저가 step을 한 번도 하지 않아 학습이 되지 않았습니다: {how}를 쓰세요"))
     if len(stepped) > 1:
-        raise AssertionError(f"{len(stepped)} optimizers took steps; train with one: {how}")
+        raise AssertionError(say(f"{len(stepped)} optimizers took steps; train with one: {how}",
+                                 f"옵티마이저 {len(stepped)}개가 step을 했습니다. 하나로 학습하세요: {how}"))
     ran = stepped[0]
     problems = []
     if ran.kind != optimizer:
-        problems.append(f"the optimizer was {ran.kind}, not {optimizer}")
+        problems.append(say(f"the optimizer was {ran.kind}, not {optimizer}",
+                            f"옵티마이저가 {optimizer}가 아니라 {ran.kind}였습니다"))
     if not isinstance(ran.lr, (int, float)) or not math.isclose(ran.lr, lr):
-        problems.append(f"it stepped with lr {ran.lr}, not {lr:g} ({how})")
+        problems.append(say(f"it stepped with lr {ran.lr}, not {lr:g} ({how})",
+                            f"lr {lr:g}가 아니라 lr {ran.lr}로 학습했습니다 ({how})"))
     if ran.steps != steps:
-        problems.append(f"it took {ran.steps} steps, but the task trains for {steps} epochs (one step each)")
+        problems.append(say(f"it took {ran.steps} steps, but the task trains for {steps} epochs (one step each)",
+                            f"step을 {ran.steps}번 했습니다. 과제는 {steps} 에폭(에폭마다 step 한 번) 학습합니다"))
     if problems:
-        raise AssertionError("; ".join(problems))
+        raise AssertionError(joined(problems))
 
 
 def assert_equal(got, expected, *, name: str) -> None:
     """Exact equality for counts, labels and structures, with both values in the message."""
     if got != expected:
-        raise Mismatch(f"{name}: got {got!r}, expected {expected!r}", f"{name}: not the expected value")
+        raise Mismatch(say(f"{name}: got {got!r}, expected {expected!r}",
+                           f"{_ko(name)}: 제출한 값 {got!r}, 정답 값 {expected!r}"),
+                       say(f"{_ko(name)}: not the expected value", f"{_ko(name)}: 정답 값과 다릅니다"))

@@ -12,6 +12,7 @@ from grader.check.forms import Mistake
 from grader.check.reference import RunOutcome
 from grader.errors import CaptureError, MissingValue
 from grader.run.execute import ExecutionResult
+from grader.said import Said, say
 
 # A submission matches a known mistake when every value and the loss curve agree with the
 # mistake's within this (equivalent forms differ by ~1e-6 relative; mistakes by far more).
@@ -60,10 +61,13 @@ def unchanged_by_hidden_data(student: dict[str, Captured | None], reference: dic
     return unchanged
 
 
-def unchanged_message(keys: list[str]) -> str:
-    shown = ", ".join(f"`{k}`" for k in keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
-    return (f"{shown} came out exactly the same when your notebook was re-run with other data (a hidden "
-            "variant), so it was not computed from the data: no automatic points")
+def unchanged_message(keys: list[str]) -> Said:
+    names = ", ".join(f"`{k}`" for k in keys[:4])
+    more, more_ko = (f" and {len(keys) - 4} more", f" 외 {len(keys) - 4}개") if len(keys) > 4 else ("", "")
+    return say(f"{names}{more} came out exactly the same when your notebook was re-run with other data (a hidden "
+               "variant), so it was not computed from the data: no automatic points",
+               f"{names}{more_ko}은(는) 노트북을 다른 데이터로 다시 실행해도(숨겨진 데이터) 똑같이 나왔으므로 "
+               "데이터로부터 계산된 값이 아닙니다: 자동 채점 점수가 없습니다")
 
 
 def _first_error(problems: list[dict]) -> tuple[str, str] | None:

@@ -30,6 +30,7 @@ from grader.check.reference import cached_run
 from grader.config import Variant
 from grader.errors import CaptureError, ReferenceRunError
 from grader.run.runs import Runner
+from grader.said import say
 
 SCALE_FACTOR = 10.0  # a start may be this many times larger than the reference's largest value
 
@@ -92,17 +93,22 @@ def start_to_replay(student: Captured | None, reference: Captured) -> list[torch
         return None
     aligned = align(got, expected)
     if aligned is None:
-        return Incomparable(f"the parameters your optimizer trains have the shapes {_shape_list(got)}, the reference "
-                            f"solution's {_shape_list(expected)}: the model differs, so its values are not compared "
-                            "with the reference's")
+        got_shapes, expected_shapes = _shape_list(got), _shape_list(expected)
+        return Incomparable(say(f"the parameters your optimizer trains have the shapes {got_shapes}, the reference "
+                                f"solution's {expected_shapes}: the model differs, so its values are not compared "
+                                "with the reference's",
+                                f"옵티마이저가 학습하는 파라미터의 shape이 {got_shapes}이고, 참고 답안은 "
+                                f"{expected_shapes}입니다. 모델이 달라서 값을 참고 답안과 비교하지 않았습니다"))
     if _same(aligned, expected):
         return None
     if not all(torch.isfinite(t).all() for t in aligned):
-        return Incomparable("training started from inf or nan values, so its values are not compared")
+        return Incomparable(say("training started from inf or nan values, so its values are not compared",
+                                "학습이 inf나 nan 값에서 시작해서 값을 비교하지 않았습니다"))
     scale = SCALE_FACTOR * max(float(t.abs().max()) for t in expected if t.numel()) + 1e-6
     if any(t.numel() and float(t.abs().max()) > scale for t in aligned):
-        return Incomparable("training started from values far larger than the task's initialisation, "
-                            "so its values are not compared")
+        return Incomparable(say("training started from values far larger than the task's initialisation, "
+                                "so its values are not compared",
+                                "학습이 과제의 초깃값보다 훨씬 큰 값에서 시작해서 값을 비교하지 않았습니다"))
     return [t.to(e.dtype) for t, e in zip(aligned, expected)]
 
 

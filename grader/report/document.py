@@ -116,7 +116,8 @@ def blocks_markdown(blocks: list[Block], image_path: Callable[[Image], str]) -> 
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans KR", "Malgun Gothic", sans-serif;
-       max-width: 980px; margin: 2em auto; padding: 0 1em; color: #1d1d1f; line-height: 1.5; }
+       max-width: 980px; margin: 2em auto; padding: 0 1em; color: #1d1d1f; line-height: 1.5;
+       word-break: keep-all; overflow-wrap: anywhere; }
 h1 { font-size: 1.6em; border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { font-size: 1.25em; margin-top: 1.6em; }
 code { background: #f3f3f5; padding: .1em .3em; border-radius: 3px; font-size: .92em; }

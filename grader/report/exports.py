@@ -46,10 +46,10 @@ def gradescope_results(report: GradeReport, text: Text) -> dict:
     for number, c in enumerate(report.checks + report.manual, start=1):
         hidden = c.variant != PUBLIC_VARIANT
         test = {
-            "name": c.description + (f" {text('hidden_data')}" if hidden else ""),
+            "name": c.describe(text.lang) + (f" {text('hidden_data')}" if hidden else ""),
             "number": str(number),
             "max_score": c.max_points,
-            "output": text("manual_pending") if c.status == "pending" else "" if c.status == "pass" else c.feedback,
+            "output": text("manual_pending") if c.status == "pending" else "" if c.status == "pass" else c.feedback_in(text.lang),
             "output_format": "text",
             "tags": [c.name, c.variant],
             "visibility": HIDDEN_VISIBILITY if hidden else "visible",
@@ -67,8 +67,8 @@ def gradescope_results(report: GradeReport, text: Text) -> dict:
     if has_hidden:
         lines.append(text("hidden_after_publishing"))
     if report.status == "invalid":
-        lines.append(text("invalid", reason=report.reason))
-    lines += [f"- {text('note', note=note)}" for note in report.notes]
+        lines.append(text("invalid", reason=report.reason_in(text.lang)))
+    lines += [f"- {text('note', note=note)}" for note in report.notes_in(text.lang)]
     return {
         "score": report.score,
         "execution_time": round(report.seconds),

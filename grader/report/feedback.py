@@ -15,13 +15,14 @@ import numpy as np
 from grader.check.captured import Trace
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
-from grader.grade import GradeReport
+from grader.grade import TRACE_CAUSE, GradeReport
 from grader.report.i18n import Text
-from grader.report.plots import DRAWN_LIMIT, beyond_drawn_limit, heatmap_png, loss_curve_png, wants_log_scale
+from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, early_end_only_in_one, heatmap_png,
+                                 loss_curve_png, wants_log_scale)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-|File )")
-STUDENT_FRAME = re.compile(r"^(Cell In\[\d+\]|Input In \[\d+\]|<ipython-input-)")
+FRAME = re.compile(r"^(Cell In\[\d+\]|Cell [\d?]+, line|Input In \[\d+\]|<ipython-input-|File )")
+STUDENT_FRAME = re.compile(r"^(Cell In\[\d+\]|Cell [\d?]+, line|Input In \[\d+\]|<ipython-input-)")
 TRACEBACK_HEADER = re.compile(r"^-{20,}$|Traceback \(most recent call last\)")
 MARKS = {"pass": "✓", "partial": "◐", "pending": "…", "not-judged": "–"}
 
@@ -122,11 +123,16 @@ def _loss_curve(report: GradeReport, reference_losses: list[float], text: Text) 
     caption = [text("loss_caption")]
     if wants_log_scale(student, reference):
         caption.append(text("loss_caption_log"))
+    if early_end_only_in_one(student, reference):
+        caption.append(text("loss_caption_log_epochs"))
     if beyond_drawn_limit(student, reference):
         caption.append(text("loss_caption_clipped", limit=f"{DRAWN_LIMIT:g}"))
     reference_bad = Trace(reference, 0, []).first_nonfinite_epoch
     if reference_bad:
         caption.append(text("reference_diverged", epoch=reference_bad))
+    end = drawn_epochs(student, reference)
+    if end:
+        caption.append(text("loss_caption_cut", epoch=end, epochs=max(student.size, reference.size)))
     return [Heading(text("loss_curve"), 3),
             Image(loss_curve_png(losses, reference_losses, text), text("loss_curve"), "loss"),
             Paragraph(" ".join(caption))]
@@ -136,8 +142,12 @@ def _heatmap(report: GradeReport, text: Text) -> list[Block]:
     heatmap = report.heatmap
     if not heatmap:
         return []
-    png = heatmap_png(heatmap["values"], heatmap["rows"], heatmap["columns"], heatmap["vmin"], heatmap["vmax"])
-    return [Heading(heatmap["title"]), Image(png, heatmap["title"], "heatmap"), Paragraph(text("heatmap_caption"))]
+    said = {key: (heatmap.get(f"{key}_ko") if text.lang == "ko" else "") or heatmap.get(key, "")
+            for key in ("title", "row_title", "column_title", "caption")}
+    png = heatmap_png(heatmap["values"], heatmap["rows"], heatmap["columns"], heatmap["vmin"], heatmap["vmax"],
+                      said["row_title"], said["column_title"])
+    caption = " ".join(filter(None, [said["caption"], text("heatmap_caption")]))
+    return [Heading(said["title"]), Image(png, said["title"], "heatmap"), Paragraph(caption)]
 
 
 def cause_text(diagnosis: dict, lang: str) -> str:
@@ -148,7 +158,7 @@ def cause_text(diagnosis: dict, lang: str) -> str:
 
 
 def _check_label(c, text: Text) -> str:
-    return c.description + (f" {text('hidden_data')}" if c.variant != PUBLIC_VARIANT else "")
+    return c.describe(text.lang) + (f" {text('hidden_data')}" if c.variant != PUBLIC_VARIANT else "")
 
 
 def score_blocks(report: GradeReport, text: Text) -> list[Block]:
@@ -156,9 +166,9 @@ def score_blocks(report: GradeReport, text: Text) -> list[Block]:
     score = text("score", score=points(report.score), max_score=points(report.max_score))
     blocks: list[Block] = [Paragraph(f"**{score}** · {text('status')}: {text('status_' + report.status)}", "score")]
     if report.status == "invalid":
-        blocks.append(Paragraph(text("invalid", reason=report.reason)))
+        blocks.append(Paragraph(text("invalid", reason=report.reason_in(text.lang))))
     if report.notes:
-        blocks.append(Bullets([text("note", note=note) for note in report.notes]))
+        blocks.append(Bullets([text("note", note=note) for note in report.notes_in(text.lang)]))
     return blocks
 
 
@@ -179,38 +189,62 @@ def check_blocks(report: GradeReport, text: Text) -> list[Block]:
                                  [[MARKS.get(c.status, "✗"), _check_label(c, text),
                                    f"{points(c.points)} / {points(c.max_points)}"] for c in report.checks],
                                  [c.status for c in report.checks])]
-    if report.diagnoses:
+    lost = [c for c in report.checks if c.status != "pass"]
+    known = [d for d in report.diagnoses if d["name"] != TRACE_CAUSE]
+    if known:  # a known mistake explains every point lost: the checks go under it, not their symptoms
+        labels = ", ".join(f"«{described}»" for described in dict.fromkeys(c.describe(text.lang) for c in lost))
         blocks += [Heading(text("diagnosis")), Paragraph(text("diagnosis_intro")),
+                   Bullets([cause_text(d, text.lang) + (f" ({text('cause_checks', checks=labels)})" if lost else "")
+                            for d in known])]
+        return blocks + _hidden_explained(report, text)
+    if report.diagnoses:
+        blocks += [Heading(text("diagnosis")), Paragraph(text("trace_intro")),
                    Bullets([cause_text(d, text.lang) for d in report.diagnoses])]
-    failed = [c for c in report.checks if c.status not in ("pass", "not-judged")]
-    not_judged: dict[str, list[str]] = {}
-    for c in report.checks:
-        if c.status == "not-judged":
-            not_judged.setdefault(c.feedback, []).append(_check_label(c, text))
-    if failed or not_judged:
-        blocks += [Heading(text("what_to_look_at")),
-                   Bullets([f"**{_check_label(c, text)}**: {c.feedback}" for c in failed]
-                           + [f"{text('not_judged', reason=reason)}: " + ", ".join(f"**{label}**" for label in labels)
-                              for reason, labels in not_judged.items()])]
+    if lost:
+        blocks += [Heading(text("what_to_look_at")), Bullets(_symptoms(lost, text))]
+    return blocks + _hidden_explained(report, text)
+
+
+def _symptoms(lost: list, text: Text) -> list[str]:
+    """What each check not passed says, each text once with every check that says it."""
+    by_text: dict[tuple[bool, str], list[str]] = {}
+    for c in lost:
+        by_text.setdefault((c.status == "not-judged", c.feedback_in(text.lang)), []).append(_check_label(c, text))
+    items = []
+    for (not_judged, said), labels in by_text.items():
+        names = ", ".join(f"**{label}**" for label in labels)
+        items.append(f"{text('not_judged', reason=said)}: {names}" if not_judged else f"{names}: {said}")
+    return items
+
+
+def _hidden_explained(report: GradeReport, text: Text) -> list[Block]:
     if any(c.variant != PUBLIC_VARIANT for c in report.checks):
-        blocks.append(Paragraph(text("hidden_explained")))
-    return blocks
+        return [Paragraph(text("hidden_explained"))]
+    return []
 
 
-def manual_blocks(results: list, text: Text) -> list[Block]:
-    """Answers graded by a TA: points and the TA's comment, or that grading is pending."""
+def manual_blocks(results: list, text: Text, answers: dict[str, str | None] | None = None) -> list[Block]:
+    """Answers graded by a TA: points and the TA's comment, or that grading is pending, each
+    followed by the student's own answer (what the TA will read)."""
     if not results:
         return []
-    rows = [[MARKS.get(c.status, "✗"), c.description,
-             "–" if c.status == "pending" else f"{points(c.points)} / {points(c.max_points)}",
-             text("manual_pending") if c.status == "pending" else c.feedback] for c in results]
-    return [Heading(text("manual")), Table(["", text("check"), text("points"), ""], rows, [c.status for c in results])]
+    rows = [[MARKS.get(c.status, "✗"), c.describe(text.lang),
+             f"– / {points(c.max_points)}" if c.status == "pending" else f"{points(c.points)} / {points(c.max_points)}",
+             text("manual_pending") if c.status == "pending" else c.feedback_in(text.lang)] for c in results]
+    blocks: list[Block] = [Heading(text("manual")),
+                           Table(["", text("check"), text("points"), ""], rows, [c.status for c in results])]
+    for c in results:
+        if answers and c.name in answers:
+            answer = answers[c.name]
+            blocks += [Paragraph(text("your_answer", question=c.describe(text.lang))),
+                       Code(answer) if answer and answer.strip() else Paragraph(text("no_answer"))]
+    return blocks
 
 
 def feedback_page(report: GradeReport, assignment: Assignment, reference_losses: list[float],
                   text: Text) -> tuple[str, list[Block]]:
     """The title and blocks of one student's feedback page."""
-    title = text("feedback_title", title=assignment.title or assignment.name, student=report.student)
+    title = text("feedback_title", title=assignment.title_in(text.lang), student=report.student)
     blocks = score_blocks(report, text)
     if report.problems:
         blocks.append(Heading(text("problems")))
@@ -222,5 +256,5 @@ def feedback_page(report: GradeReport, assignment: Assignment, reference_losses:
         blocks += [Heading(text("training")), Bullets(training)]
         blocks += _loss_curve(report, reference_losses, text)
     blocks += _heatmap(report, text)
-    blocks += manual_blocks(report.manual, text)
+    blocks += manual_blocks(report.manual, text, report.answers)
     return title, blocks

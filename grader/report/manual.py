@@ -19,6 +19,7 @@ from grader.check.checks import CheckResult
 from grader.config import PUBLIC_VARIANT, ManualQuestion
 from grader.fsutil import write_atomic
 from grader.report.csvfile import read_csv_dicts, write_csv
+from grader.said import say
 
 MANUAL_FILE, REVIEW_FILE = "manual_grades.csv", "review.md"
 COLUMNS = ["student", "question", "points", "max_points", "comment", "hint"]
@@ -116,12 +117,15 @@ def merge_manual(reports, questions: tuple[ManualQuestion, ...], ta_file: TaFile
             points = _parse_points(ta_file, key, question)
             comment = ta_file.comment(key).strip()
             if points is None:
-                status, shown = "pending", "not graded yet: a TA grades this answer by hand"
+                status, shown = "pending", say("not graded yet: a TA grades this answer by hand",
+                                               "아직 채점 전: 조교가 직접 채점합니다")
             else:
                 status = "pass" if points == question.points else "partial" if points else "fail"
-                shown = f"graded by a TA{': ' + comment if comment else ''}"
+                shown = say(f"graded by a TA{': ' + comment if comment else ''}",
+                            f"조교가 채점함{': ' + comment if comment else ''}")
             report.manual.append(CheckResult(question.name, PUBLIC_VARIANT, question.prompt or question.name,
-                                             points or 0.0, question.points, status, shown, shown))
+                                             points or 0.0, question.points, status, str(shown), str(shown),
+                                             description_ko=question.prompt_ko, feedback_ko=shown.ko))
 
 
 def write_manual_files(folder: Path, reports, questions: tuple[ManualQuestion, ...], title: str,

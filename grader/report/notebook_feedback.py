@@ -64,7 +64,7 @@ def feedback_notebook(report: GradeReport, assignment: Assignment, text: Text) -
         index = answers.get(cells_of.get(result.name), last_answer)
         after.setdefault(index, []).extend(manual_blocks([result], text))
 
-    cells = [_cell([Heading(text("feedback_title", title=assignment.title or assignment.name,
+    cells = [_cell([Heading(text("feedback_title", title=assignment.title_in(text.lang),
                                  student=report.student), 1), *score_blocks(report, text)], text)]
     for index, cell in enumerate(graded.cells):
         cells.append(cell)

@@ -25,6 +25,10 @@ from grader.report.i18n import Text
 LOG_RATIO = 1e3  # finite losses spanning more than this ratio are drawn on a log axis
 DRAWN_LIMIT = 1e100  # larger losses are drawn at this height: axis margins past ~1e300 overflow
 MAX_POINTS = 4000  # longer curves are thinned to about this many points (markers use every epoch)
+# Where every curve is all inf/nan after the first EARLY_END of the epochs, the plot ends
+# soon after that instead of squeezing the finite part into the axis' first few percent.
+EARLY_END = 0.25
+END_MARGIN = 1.15
 DPI = 100
 COLORS = {"student": "#1a73e8", "reference": "#5f6368", "inf": "#e37400", "nan": "#c5221f"}
 
@@ -81,6 +85,33 @@ def _thin(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return epochs, np.where(np.isfinite(losses[::step]), shown, np.nan)
 
 
+def _drawn_end(curve: np.ndarray) -> int:
+    """The last epoch with something to draw: its last finite loss, or its first nan."""
+    finite, nan = np.flatnonzero(np.isfinite(curve)), np.flatnonzero(np.isnan(curve))
+    return max(int(finite[-1]) + 1 if finite.size else 0, int(nan[0]) + 1 if nan.size else 0)
+
+
+def _ends_early(curve: np.ndarray, longest: int) -> bool:
+    return curve.size > 0 and _drawn_end(curve) <= EARLY_END * longest
+
+
+def drawn_epochs(*curves: np.ndarray) -> int | None:
+    """The last epoch worth drawing when every curve turns inf/nan for good early on (the
+    first nan and the last finite loss inside), else None: the whole run is drawn."""
+    longest = max((c.size for c in curves), default=0)
+    drawn = [c for c in curves if c.size]
+    if not drawn or not all(_ends_early(c, longest) for c in drawn):
+        return None
+    return min(longest, math.ceil(max(map(_drawn_end, drawn)) * END_MARGIN) + 1)
+
+
+def early_end_only_in_one(*curves: np.ndarray) -> bool:
+    """One curve diverges early while another runs on: a logarithmic epoch axis shows both."""
+    longest = max((c.size for c in curves), default=0)
+    early = [_ends_early(c, longest) for c in curves if c.size]
+    return any(early) and not all(early)
+
+
 def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> bytes:
     """The student's loss per epoch over the reference's, with the first inf and nan marked."""
     student, expected = np.asarray(losses, dtype=float), np.asarray(reference, dtype=float)
@@ -90,7 +121,7 @@ def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> b
         if expected.size:
             axes.plot(*_thin(expected), color=COLORS["reference"], linestyle="--", linewidth=1.4,
                       label=text("plot_reference"), zorder=3)  # dashed on top: visible where the curves agree
-        axes.plot(*_thin(student), color=COLORS["student"], linewidth=1.8, label=text("plot_yours"))
+        axes.plot(*_thin(student), color=COLORS["student"], linewidth=2.6, alpha=0.75, label=text("plot_yours"))
         trace = Trace(student, 0, [])
         first_bad, first_nan = trace.first_nonfinite_epoch, trace.first_nan_epoch
         if first_bad and first_bad != first_nan:
@@ -107,6 +138,11 @@ def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> b
             axes.set_yscale("log", nonpositive="mask")
         elif scale == "symlog":
             axes.set_yscale("symlog")
+        end = drawn_epochs(student, expected)
+        if end:
+            axes.set_xlim(0, end)
+        elif early_end_only_in_one(student, expected):
+            axes.set_xscale("log")
         axes.set_xlabel(text("plot_epoch"))
         axes.set_ylabel(text("plot_loss"))
         axes.grid(alpha=0.3)
@@ -115,18 +151,22 @@ def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> b
 
 
 def heatmap_png(values: list[list[float]], rows: list[str], columns: list[str],
-                vmin: float | None, vmax: float | None) -> bytes:
-    """A matrix as the lecture draws it with `matshow`, each cell labelled with its value."""
+                vmin: float | None, vmax: float | None, row_title: str = "", column_title: str = "") -> bytes:
+    """A matrix as the lecture draws it with `matshow`, each cell labelled with its value and
+    the axes with their titles; constrained layout keeps the colorbar's labels inside."""
     matrix = np.asarray(values, dtype=float)
     with rc_context({"font.family": list(_font_families())}):
-        height = min(8.0, 1.2 + 0.45 * matrix.shape[0])
-        figure = _figure(min(9.0, 1.8 + 0.6 * matrix.shape[1]), height)
+        height = min(8.0, 2.0 + 0.5 * matrix.shape[0])
+        figure = _figure(min(10.0, 3.0 + 0.65 * matrix.shape[1]), height)
         axes = figure.add_subplot()
         image = axes.matshow(matrix, cmap="bwr" if (vmin is not None and vmin < 0) else "Blues",
                              vmin=vmin, vmax=vmax)
-        figure.colorbar(image, ax=axes, shrink=0.9)
+        figure.colorbar(image, ax=axes, shrink=0.9, pad=0.04)
         axes.set_xticks(range(matrix.shape[1]), columns or range(matrix.shape[1]))
         axes.set_yticks(range(matrix.shape[0]), rows or range(matrix.shape[0]))
+        axes.xaxis.set_label_position("top")  # matshow puts the column labels on top
+        axes.set_xlabel(column_title)
+        axes.set_ylabel(row_title)
         if matrix.size <= 100:
             for (i, j), value in np.ndenumerate(matrix):
                 red, green, blue, _ = image.cmap(image.norm(value))
@@ -143,7 +183,7 @@ def histogram_png(scores: list[float], max_score: float, text: Text) -> bytes:
         axes = figure.add_subplot()
         top = max(max_score, max(scores, default=0.0), 1.0)
         width = max(1.0, math.ceil(top / 20))
-        edges = np.arange(0, top + width, width) - width / 2
+        edges = np.arange(0, top + 2 * width, width) - width / 2  # the last bin holds full marks
         axes.hist(scores, bins=edges, color=COLORS["student"], edgecolor="white")
         axes.set_xlim(-width, top + width)
         axes.set_xlabel(text("plot_score"))

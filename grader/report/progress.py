@@ -15,8 +15,9 @@ BAR_WIDTH = 24
 
 
 class Progress:
-    def __init__(self, label: str, total: int, stream=None):
+    def __init__(self, label: str, total: int, stream=None, manual_points: float = 0.0):
         self.label, self.total = label, total
+        self.manual_points = manual_points  # TA-graded answers: in the maximum, scored after grading
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
         self.done = self.failed = 0
@@ -34,8 +35,11 @@ class Progress:
                               f"ETA {eta:.0f} s   ")
         else:
             how = "unchanged, reused" if report.cached else f"{report.seconds:.1f} s"
-            self.stream.write(f"[{self.done}/{self.total}] {report.student}: {report.score:g}/{report.max_score:g} "
-                              f"{report.status} ({how})\n")
+            maximum = report.max_score + (0.0 if report.manual else self.manual_points)
+            by_ta = f", {self.manual_points:g} of them for TA-graded answers, not counted yet" if (
+                self.manual_points and not report.manual) else ""
+            self.stream.write(f"[{self.done}/{self.total}] {report.student}: {report.score:g}/{maximum:g} "
+                              f"{report.status} ({how}{by_ta})\n")
         self.stream.flush()
 
     def finish(self) -> None:

@@ -16,9 +16,11 @@ from grader.grade import GradeReport
 from grader.report.feedback import cause_text
 from grader.report.i18n import Text
 from grader.report.plots import histogram_png
+from grader.report.suspicious import suspicious_groups
 
-# A number not inside a name (alpha0 stays alpha0), or nan/inf.
-NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\bnan\b|\binf\b", re.IGNORECASE)
+# A number not inside a name (alpha0 stays alpha0) and not a learning rate (lr 0.01 says
+# the mistake); inf and nan are words, not numbers, and stay too.
+NUMBER = re.compile(r"(?<![\w.])(?<!lr )(?<!lr=)[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
 MOST_COMMON = 10
 REASON_CHARS = 300
 
@@ -37,7 +39,8 @@ class RunSettings:
 
 
 def reason_pattern(message: str) -> str:
-    """A message with its numbers replaced by #, so the same mistake groups across students."""
+    """A message with its numbers replaced by #, so the same mistake groups across students
+    (and a value does not point at one); learning rates, inf and nan stay."""
     text = NUMBER.sub("#", " ".join(message.split()))
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS] + "…"
 
@@ -68,15 +71,39 @@ def failure_groups(reports: list[GradeReport]) -> list[tuple[str, str, list[str]
     return [(label, reason, sorted(set(students))) for (label, reason), students in ranked[:MOST_COMMON]]
 
 
+def _failure_blocks(reports: list[GradeReport], text: Text) -> list[Block]:
+    """Diagnosed causes first, then the undiagnosed rest by check, then what to review."""
+    blocks: list[Block] = []
+    causes = cause_groups(reports, text.lang)
+    if causes:
+        blocks += [Heading(text("causes")),
+                   Table([text("cause"), text("count"), text("students")],
+                         [[cause, str(len(students)), ", ".join(students)] for cause, students in causes])]
+    groups = failure_groups(reports)
+    blocks.append(Heading(text("undiagnosed") if causes else text("failures")))
+    if groups:
+        blocks.append(Table([text("check"), text("reason"), text("count"), text("students")],
+                            [[f"`{label}`", reason, str(len(students)), ", ".join(students)]
+                             for label, reason, students in groups]))
+    else:
+        blocks.append(Paragraph(text("no_failures")))
+    review = suspicious_groups(reports, text)
+    if review:
+        blocks += [Heading(text("suspicious")),
+                   Table([text("reason_plain"), text("students")], [[why, ", ".join(s)] for why, s in review])]
+    return blocks
+
+
 def summary_page(assignment: Assignment, reports: list[GradeReport], settings: RunSettings,
                  names: dict[str, str], text: Text) -> tuple[str, list[Block]]:
     """The title and blocks of the TA's summary; `names` maps a file to its feedback file stem."""
-    title = text("summary_title", title=assignment.title or assignment.name)
+    title = text("summary_title", title=assignment.title_in(text.lang))
     scores = [r.score for r in reports]
     max_score = max((r.max_score for r in reports), default=0.0)
     blocks: list[Block] = [Paragraph(text("summary_counts", count=len(reports),
                                           mean=statistics.fmean(scores) if scores else 0.0, max_score=max_score,
                                           median=statistics.median(scores) if scores else 0.0))]
+    blocks += _failure_blocks(reports, text)
     if reports:
         blocks += [Heading(text("histogram")), Image(histogram_png(scores, max_score, text), text("histogram"),
                                                       "histogram")]
@@ -92,23 +119,9 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
     rows = []
     for label, results in labels.items():
         passed = sum(c.status == "pass" for c in results)
-        rows.append([f"`{label}`", results[0].description, Meter(passed / len(results), f"{passed}/{len(results)}"),
+        rows.append([f"`{label}`", results[0].describe(text.lang), Meter(passed / len(results), f"{passed}/{len(results)}"),
                      f"{statistics.fmean(c.points for c in results):.2f}/{results[0].max_points:g}"])
     blocks += [Heading(text("pass_rate")), Table([text("check"), "", text("passed"), text("mean_points")], rows)]
-
-    causes = cause_groups(reports, text.lang)
-    if causes:
-        blocks += [Heading(text("causes")),
-                   Table([text("cause"), text("count"), text("students")],
-                         [[cause, str(len(students)), ", ".join(students)] for cause, students in causes])]
-    groups = failure_groups(reports)
-    blocks.append(Heading(text("undiagnosed") if causes else text("failures")))
-    if groups:
-        blocks.append(Table([text("check"), text("reason"), text("count"), text("students")],
-                            [[f"`{label}`", reason, str(len(students)), ", ".join(students)]
-                             for label, reason, students in groups]))
-    else:
-        blocks.append(Paragraph(text("no_failures")))
 
     trouble = [r for r in sorted(reports, key=lambda r: r.student) if r.status != "ok"]
     blocks.append(Heading(text("trouble")))

@@ -24,6 +24,7 @@ from grader.grade import GradeReport
 from grader.report.i18n import Text
 from grader.report.notebook_feedback import feedback_notebook
 from grader.report.summary import RunSettings, summary_page
+from grader.said import say
 
 
 def gradebook_csv(reports: list[GradeReport]) -> list[list[str]]:
@@ -51,7 +52,8 @@ def output_names(reports: list[GradeReport]) -> dict[str, str]:
         name = wanted
         if name.casefold() in taken:  # also on case-insensitive file systems
             name = safe_name(f"{wanted}~{hashlib.sha256(r.file.encode('utf-8', 'replace')).hexdigest()[:8]}")
-            r.notes.append(f"another file's outputs would have the same name, so this file's are named `{name}`")
+            r.note(say(f"another file's outputs would have the same name, so this file's are named `{name}`",
+                       f"다른 파일의 결과와 이름이 겹쳐서 이 파일의 결과는 `{name}`(으)로 저장했습니다"))
         taken.add(name.casefold())
         names[r.file] = name
     return names

@@ -35,6 +35,7 @@ from grader.run.gpu import device_environment
 from grader.run.kernel import kernel_code
 from grader.run.notebook import first_line
 from grader.run.sandbox import KernelSandbox, Unsandboxed, make_run_dir, open_sandbox
+from grader.said import Said, say
 
 TRACEBACK_CHARS = 4000
 SUBMISSION_COPY = "submission.ipynb"
@@ -69,13 +70,18 @@ class CellProblem:
     traceback: str
     first_line: str
 
-    def describe(self) -> str:
-        where = f"cell {self.cell_index + 1} ({self.first_line!r})"
+    def describe(self) -> Said:
+        where = f"cell {self.cell_index + 1} (`{self.first_line}`)"
+        where_ko = f"{self.cell_index + 1}번째 셀(`{self.first_line}`)"
         if self.kind == "timeout":
-            return f"{where} did not finish in time and was interrupted"
+            return say(f"{where} did not finish in time and was interrupted",
+                       f"{where_ko}이 제한 시간 안에 끝나지 않아 중단되었습니다")
         if self.kind == "dead-kernel":
-            return f"the kernel died while running {where} (a crash, os._exit, or running out of memory or CPU time)"
-        return f"{where} raised {self.ename}: {self.evalue}"
+            return say(f"the kernel died while running {where} (a crash, os._exit, or running out of memory or "
+                       "CPU time)",
+                       f"{where_ko}을 실행하는 중에 커널이 죽었습니다 (충돌, os._exit, 메모리나 CPU 시간 부족)")
+        error = f"`{self.ename}: {self.evalue}`"
+        return say(f"{where} raised {error}", f"{where_ko}에서 오류가 났습니다: {error}")
 
 
 @dataclass
@@ -129,11 +135,29 @@ class BoundedClient(NotebookClient):
         self.output_chars: dict[int, int] = {}
         self.replies: dict[int, dict] = {}  # execute reply content by cell index
         self.cut_notes: list[str] = []  # what was dropped, said once per cell and kind
+        self.output_readers: set[asyncio.Task] = set()
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        """nbclient's reader of a cell's output messages. When the cell times out nbclient
+        leaves it running: it would drop the next cells' messages and, once the channels
+        close, fail with an `Empty` nobody retrieves (asyncio prints that on the terminal).
+        Kept so that `stop_reading_outputs` can end it."""
+        task = asyncio.current_task()
+        self.output_readers.add(task)
+        try:
+            return await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
+        finally:
+            self.output_readers.discard(task)
+
+    def stop_reading_outputs(self) -> None:
+        for task in self.output_readers:
+            task.cancel()
 
     def output(self, outs, msg, display_id, cell_index):
         cut = msg.get("metadata", {}).get(CUT_MARK)
         if cut:
-            self._note_cut(cell_index, f"{cut['type']} messages over {cut['limit']:,} bytes were dropped")
+            self._note_cut(cell_index, say(f"{cut['type']} messages over {cut['limit']:,} bytes were dropped",
+                                           f"{cut['limit']:,}바이트가 넘는 {cut['type']} 메시지를 버렸습니다"))
         if msg["msg_type"] == "error":
             _cut_error(msg["content"])
         used = self.output_chars.get(cell_index, 0)
@@ -144,7 +168,8 @@ class BoundedClient(NotebookClient):
         if used + size > self.max_output_chars:
             notice = f"[output cut: this cell printed more than {self.max_output_chars:,} characters]\n"
             outs.append(NotebookNode(output_type="stream", name="stderr", text=notice))
-            self._note_cut(cell_index, f"output beyond {self.max_output_chars:,} characters was cut")
+            self._note_cut(cell_index, say(f"output beyond {self.max_output_chars:,} characters was cut",
+                                           f"{self.max_output_chars:,}자를 넘는 출력은 잘랐습니다"))
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -157,8 +182,8 @@ class BoundedClient(NotebookClient):
             self.replies[cell_index] = _cut_error(exec_reply["content"])
         return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
-    def _note_cut(self, cell_index: int, what: str) -> None:
-        note = f"cell {cell_index + 1}: {what}"
+    def _note_cut(self, cell_index: int, what: Said) -> None:
+        note = say(f"cell {cell_index + 1}: {what}", f"{cell_index + 1}번째 셀: {what.ko}")
         if note not in self.cut_notes:
             self.cut_notes.append(note)
 
@@ -286,7 +311,8 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         # kernel): nothing of this run is the student's, so no result is made of it.
         raise asyncio.CancelledError
     if result.captured and "cuda_mapped_to_cpu" in result.captured.events:
-        result.notes.append("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU")
+        result.notes.append(say("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU",
+                                "노트북이 CUDA GPU를 쓰려고 했지만 GPU 없이 CPU에서 실행했습니다"))
     return result
 
 
@@ -333,12 +359,15 @@ async def _run_cells(client, nb, settings, deadline, result) -> None:
         if remaining <= 0:
             result.status = "timeout"
             result.problems.append(CellProblem(index, "timeout", "", "", "", first_line(cell.source)))
-            result.notes.append(f"the notebook ran out of its {settings.notebook_timeout:.0f} s; later cells were not run")
+            limit = f"{settings.notebook_timeout:.0f}"
+            result.notes.append(say(f"the notebook ran out of its {limit} s; later cells were not run",
+                                    f"노트북 전체 제한 시간 {limit}초를 다 써서 뒤의 셀은 실행하지 않았습니다"))
             return
         client.timeout = max(1, int(min(settings.cell_timeout, remaining)))
         try:
             await client.async_execute_cell(cell, index, store_history=True)
         except CellTimeoutError:
+            client.stop_reading_outputs()
             result.status = "timeout"
             result.problems.append(CellProblem(index, "timeout", "", "", "", first_line(cell.source)))
             await client.km.interrupt_kernel()

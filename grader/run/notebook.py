@@ -19,6 +19,7 @@ from nbformat import NotebookNode
 from grader.config import Variant
 from grader.errors import ConfigError, InvalidSubmission
 from grader.author.selfcheck import strip_selfcheck_lines
+from grader.said import say
 
 LOCKED = "locked"
 ANSWER = "answer"
@@ -40,35 +41,42 @@ def tags(cell: NotebookNode) -> list[str]:
 def read_notebook_bytes(data: bytes, max_bytes: int) -> NotebookNode:
     """Parse a submission, raising `InvalidSubmission` with a reason a student understands."""
     if not data.strip():
-        raise InvalidSubmission("the file is empty")
+        raise InvalidSubmission(say("the file is empty", "파일이 비어 있습니다"))
     if len(data) > max_bytes:
-        raise InvalidSubmission(f"the file is {len(data):,} bytes, over the limit of {max_bytes:,}")
+        raise InvalidSubmission(say(f"the file is {len(data):,} bytes, over the limit of {max_bytes:,}",
+                                    f"파일 크기가 {len(data):,}바이트로 한도 {max_bytes:,}바이트를 넘습니다"))
     if b"\x00" in data[:8192]:
-        raise InvalidSubmission("the file is binary, not a Jupyter notebook (.ipynb is JSON text)")
+        raise InvalidSubmission(say("the file is binary, not a Jupyter notebook (.ipynb is JSON text)",
+                                    "바이너리 파일이라 Jupyter 노트북이 아닙니다 (.ipynb는 JSON 텍스트입니다)"))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidSubmission("the file is not UTF-8 text, so it is not a Jupyter notebook") from None
+        raise InvalidSubmission(say("the file is not UTF-8 text, so it is not a Jupyter notebook",
+                                    "UTF-8 텍스트가 아니라서 Jupyter 노트북이 아닙니다")) from None
     check_json_shape(data)
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidSubmission(f"the file is not valid JSON (line {exc.lineno}: {exc.msg}); was it saved as .ipynb?") from None
+        raise InvalidSubmission(say(f"the file is not valid JSON (line {exc.lineno}: {exc.msg}); was it saved as .ipynb?",
+                                    f"올바른 JSON 파일이 아닙니다 ({exc.lineno}번째 줄: `{exc.msg}`). .ipynb로 저장했나요?")) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
-        raise InvalidSubmission("the file is JSON but not a Jupyter notebook (no list of cells)")
+        raise InvalidSubmission(say("the file is JSON but not a Jupyter notebook (no list of cells)",
+                                    "JSON 파일이지만 셀 목록이 없어서 Jupyter 노트북이 아닙니다"))
     check_cell_counts(raw)
     if SURROGATE_ESCAPE.search(data):  # only a \u escape can make a lone surrogate: UTF-8 cannot
         text = json.dumps(without_surrogates(raw))
     major = raw.get("nbformat")
     if major not in (3, 4):
-        raise InvalidSubmission(f"unsupported notebook format version {major!r}; save it again with Jupyter")
+        raise InvalidSubmission(say(f"unsupported notebook format version {major!r}; save it again with Jupyter",
+                                    f"지원하지 않는 노트북 형식 버전 {major!r}입니다. Jupyter로 다시 저장하세요"))
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises a zoo of types for malformed cells
         raise InvalidSubmission(f"the notebook structure is invalid: {exc}") from None
     for cell in nb.cells:
         if "source" not in cell or "cell_type" not in cell:
-            raise InvalidSubmission("a cell has no type or no source; the notebook is damaged")
+            raise InvalidSubmission(say("a cell has no type or no source; the notebook is damaged",
+                                        "종류나 내용이 없는 셀이 있습니다. 노트북 파일이 손상되었습니다"))
     return nb
 
 
@@ -150,7 +158,20 @@ class PreparedNotebook:
 
     notebook: NotebookNode
     notes: list[str] = field(default_factory=list)
+    # For each cell run, its position in the submission as the student sees it (self-check
+    # cells included); None for a locked cell that was put back.
+    positions: list[int | None] = field(default_factory=list)
+
+    def position_of(self, index: int) -> int:
+        """Where the student sees the cell run at `index` (a put-back locked cell: where it runs)."""
+        position = self.positions[index] if 0 <= index < len(self.positions) else None
+        return index if position is None else position
     answer_cells: dict[str, NotebookNode] = field(default_factory=dict)
+
+
+def quoted_first_line(source: str) -> str:
+    """A cell's first line as code (a page shows it as code in either language)."""
+    return f"`{first_line(source)}`" if first_line(source) else "(empty)"
 
 
 def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> PreparedNotebook:
@@ -168,8 +189,9 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
 
     notes: list[str] = []
     cells: list[NotebookNode] = []
+    positions: list[int | None] = []
     placed: dict[str, int] = {}
-    for cell in submission.cells:
+    for position, cell in enumerate(submission.cells):
         cell = _fresh(cell)
         if cell.cell_type == "code":
             original_source, cell.source = cell.source, strip_selfcheck_lines(cell.source)
@@ -182,12 +204,16 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
                 if cell.get("id") in template_ids and cell.get("id") not in placed:
                     placed[cell.id] = len(cells)
                 cells.append(cell)
+                positions.append(position)
                 continue
         original = locked[cid]
         if _normalise(cell.source) != _normalise(original.source):
-            notes.append(f"a locked cell was edited and has been restored: {first_line(original.source) or '(empty)'!r}")
+            shown = quoted_first_line(original.source)
+            notes.append(say(f"a locked cell was edited and has been restored: {shown}",
+                             f"수정하면 안 되는 셀이 수정되어 원래대로 되돌렸습니다: {shown}"))
         placed[cid] = len(cells)
         cells.append(_fresh(original))
+        positions.append(position)
 
     for position, cid in enumerate(template_ids):
         if cid not in locked or cid in placed:
@@ -195,9 +221,12 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
         before = [placed[t] for t in template_ids[:position] if t in placed]
         index = max(before) + 1 if before else 0
         cells.insert(index, _fresh(locked[cid]))
+        positions.insert(index, None)
         placed = {k: (v + 1 if v >= index else v) for k, v in placed.items()}
         placed[cid] = index
-        notes.append(f"a locked cell was missing and has been put back: {first_line(locked[cid].source) or '(empty)'!r}")
+        shown = quoted_first_line(locked[cid].source)
+        notes.append(say(f"a locked cell was missing and has been put back: {shown}",
+                         f"수정하면 안 되는 셀이 없어져서 다시 넣었습니다: {shown}"))
 
     answer_cells = {}
     by_id = {c.get("id"): c for c in cells}
@@ -205,11 +234,13 @@ def prepare_notebook(template: NotebookNode, submission: NotebookNode) -> Prepar
         if answer.id in by_id:
             answer_cells[answer.id] = by_id[answer.id]
         else:
-            notes.append(f"an answer cell is missing (deleted or re-created?): {first_line(answer.source) or '(empty)'!r}")
+            shown = quoted_first_line(answer.source)
+            notes.append(say(f"an answer cell is missing (deleted or re-created?): {shown}",
+                             f"답안 셀이 없습니다 (지웠거나 새로 만들었나요?): {shown}"))
 
     nb = nbformat.from_dict({**submission, "cells": []})
     nb.cells = cells
-    return PreparedNotebook(notebook=nb, notes=notes, answer_cells=answer_cells)
+    return PreparedNotebook(notebook=nb, notes=notes, answer_cells=answer_cells, positions=positions)
 
 
 def first_line(source: str) -> str:

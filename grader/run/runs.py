@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from nbformat import NotebookNode
 
 from grader.config import Assignment, Variant
+from grader.run.cell_names import student_traceback
 from grader.run.execute import ExecutionResult, RunOptions, run_notebook
 from grader.run.gpu import kernel_device, visible_gpus
 from grader.run.notebook import PreparedNotebook, apply_variant, prepare_notebook
@@ -52,6 +53,11 @@ class Runner:
             result = await run_notebook(prepared.notebook, self.assignment.execution, run_options)
         finally:
             self.slots.put_nowait(slot)
+        # Cells numbered as in the student's own notebook (the release's self-check cells count).
+        ran = result.notebook or prepared.notebook
+        result.problems = [replace(p, cell_index=prepared.position_of(p.cell_index),
+                                   traceback=student_traceback(p.traceback, ran, prepared.position_of))
+                           for p in result.problems]
         return prepared, result
 
     async def run_all(self, submission: NotebookNode) -> dict[str, tuple[PreparedNotebook, ExecutionResult]]:

@@ -36,6 +36,7 @@ from grader.config import ExecutionSettings
 from grader.fsutil import remove_tree
 from grader.run.gpu import device_binds
 from grader.run.seccomp import seccomp_filter
+from grader.said import say
 
 RUN_PREFIX = "grader-run-"  # then the grader's pid: run folders and cgroups are named alike
 MEMORY_SCRATCH = Path("/dev/shm")
@@ -258,11 +259,16 @@ class KernelSandbox:
         """Kill whatever is left in the cgroups and remove them; notes on limits that were hit."""
         notes = []
         if _counter(self.memory_cgroup / self.files.oom_events, "oom_kill"):
-            notes.append(f"the notebook used more than its {self.settings.memory_limit_mb:,} MB of memory "
-                         "(files it wrote count too) and was stopped")
+            limit = f"{self.settings.memory_limit_mb:,}"
+            notes.append(say(f"the notebook used more than its {limit} MB of memory (files it wrote count too) "
+                             "and was stopped",
+                             f"노트북이 허용된 메모리 {limit} MB(직접 쓴 파일 포함)를 넘게 써서 중단되었습니다"))
         if _counter(self.pids_cgroup / "pids.events", "max"):
-            notes.append(f"the notebook tried to run more than {self.settings.max_processes} processes and "
-                         "threads at once; the extra ones were refused")
+            limit = self.settings.max_processes
+            notes.append(say(f"the notebook tried to run more than {limit} processes and threads at once; the "
+                             "extra ones were refused",
+                             f"노트북이 프로세스와 스레드를 동시에 {limit}개보다 많이 만들려고 해서 초과분은 "
+                             "거부되었습니다"))
         await _kill_and_remove(self.cgroups)
         return notes
 

@@ -1,0 +1,72 @@
+"""A Korean page says everything in Korean: every known mistake, the untouched notebook and a
+few broken notebooks of each assignment are graded, and their Korean feedback pages may hold
+English only inside code (the student's own code, tracebacks, names)."""
+
+import html
+import re
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+from grader.check.forms import form_notebook, load_forms
+from grader.check.reference import reference_notebook
+from grader.config import load_assignment
+from grader.report.document import to_html
+from grader.report.feedback import feedback_page
+from grader.report.i18n import Text
+from grader.said import Said, in_language, joined, say
+from notebooks import student_notebook
+
+KO = Text("ko")
+CODE = re.compile(r"<pre\b.*?</pre>|<code\b.*?</code>|<script\b.*?</script>|<style\b.*?</style>|<img\b[^>]*>", re.S)
+TAG = re.compile(r"<[^>]+>")
+# Four English words in a row (a word of two or more letters) is a sentence nobody translated;
+# names, layer types and formulas are shorter runs.
+ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}(?:[ ,;:'()-]+[A-Za-z]{2,}\b){3,}")
+
+
+def english_sentences(page: str) -> list[str]:
+    """Runs of English words in a page's text outside code."""
+    text = html.unescape(TAG.sub(" ", CODE.sub(" ", page)))
+    return [m.group(0) for m in ENGLISH_RUN.finditer(text)]
+
+
+def test_the_detector_finds_an_untranslated_sentence_and_ignores_code():
+    assert english_sentences("<p>점수: your notebook never defined it</p>") == ["your notebook never defined it"]
+    assert english_sentences("<p>층: Embedding → Tanh → Linear</p><pre>Traceback (most recent call last)</pre>"
+                             "<p><code>torch.optim.SGD(net.parameters(), lr=0.1)</code></p>") == []
+
+
+def test_said_text_keeps_its_korean_through_joins_and_falls_back_to_english():
+    both = joined([say("a", "가"), say("b", "나")])
+    assert isinstance(both, Said) and (str(both), both.ko) == ("a; b", "가; 나")
+    assert not isinstance(joined([say("a", "가"), "b"]), Said), "one untranslated part: no Korean for the whole"
+    assert in_language(both, "ko") == "가; 나" and in_language("plain", "ko") == "plain"
+
+
+def broken_notebooks(assignment: str) -> dict[str, nbformat.NotebookNode]:
+    """The untouched notebook, one whose answer cell raises, and one that defines nothing."""
+    untouched = student_notebook(assignment)
+    raising = nbformat.from_dict(untouched)
+    answer = next(c for c in raising.cells if "answer" in c.metadata.get("tags", []))
+    answer.source = "raise ValueError('x')"
+    empty = nbformat.from_dict(untouched)
+    empty.cells = [c for c in empty.cells if c.cell_type == "markdown"]
+    return {"untouched": untouched, "raising": raising, "empty": empty}
+
+
+@pytest.mark.parametrize("name", ["regression_ab", "poly_lr", "abcde"])
+def test_korean_pages_hold_no_untranslated_sentence(name, grade):
+    assignment = load_assignment(ROOT, name)
+    reference = reference_notebook(assignment)
+    submissions = {m.name: form_notebook(reference, m) for m in load_forms(assignment).mistakes}
+    submissions |= broken_notebooks(name)
+    reports = grade(name, submissions)
+    english = {}
+    for label, report in reports.items():
+        page = to_html(*feedback_page(report, assignment, [1.0, 0.5], KO), "ko")
+        found = english_sentences(page)
+        if found:
+            english[label] = found
+    assert not english, english
