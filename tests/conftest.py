@@ -58,3 +58,17 @@ def grade(cache_dir, tmp_path_factory):
 def points(report: GradeReport) -> dict[str, float]:
     """Points per check label, for assertions that say which check moved."""
     return {c.label: c.points for c in report.checks}
+
+
+def grade_samples(assignment: str, expected: dict, cache_dir: Path) -> tuple[AssignmentGrader, dict[str, GradeReport]]:
+    """The reference solution and every bundled sample of `assignment` graded in one batch;
+    `expected` must name each sample (its label is the outcome)."""
+    samples = ROOT / "submissions" / assignment
+    assert {p.stem for p in samples.iterdir()} == set(expected), "every bundled sample has an expected outcome"
+    files = [ROOT / "reference" / f"{assignment}.ipynb", *(samples / f"{name}.ipynb" for name in expected)]
+    return grade_files(assignment, files, cache_dir)
+
+
+def outcome(report: GradeReport) -> tuple[float, str, list[str]]:
+    """Score, status and the diagnosed mistakes, as the samples' expectations state them."""
+    return report.score, report.status, [d["name"] for d in report.diagnoses]

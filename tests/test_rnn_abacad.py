@@ -7,11 +7,9 @@ parameters 2, probabilities 2, final_loss 1.
 
 import pytest
 
-from conftest import ROOT, grade_files, points
+from conftest import grade_samples, outcome, points
 
 ASSIGNMENT = "rnn_abacad"
-SAMPLES = ROOT / "submissions" / ASSIGNMENT
-REFERENCE = ROOT / "reference" / f"{ASSIGNMENT}.ipynb"
 
 # Sample name → (score, status, diagnosed mistakes). Equivalent forms and known mistakes
 # are declared in assignments/rnn_abacad/forms.toml and proven by `grader check-reference`.
@@ -31,13 +29,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def reports(cache_dir):
-    files = [REFERENCE, *(SAMPLES / f"{name}.ipynb" for name in EXPECTED)]
-    _, by_name = grade_files(ASSIGNMENT, files, cache_dir)
-    return by_name
-
-
-def test_every_bundled_sample_has_an_expected_score():
-    assert {p.stem for p in SAMPLES.iterdir()} == set(EXPECTED)
+    return grade_samples(ASSIGNMENT, EXPECTED, cache_dir)[1]
 
 
 def test_reference_gets_full_marks(reports):
@@ -48,8 +40,7 @@ def test_reference_gets_full_marks(reports):
 @pytest.mark.parametrize("name", EXPECTED)
 def test_sample_score_and_status(reports, name):
     report = reports[name]
-    got = (report.score, report.status, [d["name"] for d in report.diagnoses])
-    assert got == EXPECTED[name], [(c.label, c.points, c.message) for c in report.checks]
+    assert outcome(report) == EXPECTED[name], [(c.label, c.points, c.message) for c in report.checks]
 
 
 def test_sizes_are_read_from_the_weights(reports):
