@@ -189,7 +189,6 @@ async def use_sandbox(args, required: bool, fallback: str = "reference notebooks
     problem = await sandbox_problem()
     if problem is None:
         await remove_leftovers()
-        print(limits_in_force(os.geteuid() == 0), file=sys.stderr)
         return True
     if required:
         raise UsageError(f"cannot sandbox the notebooks: {problem}. To fix: {INSTALL_HINT}")
@@ -215,7 +214,8 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     files = collect_submissions(paths)
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
     print(f"{name}: {len(files)} file(s), device {options.device}, {where}"
-          + ("" if options.sandbox else ", NOT sandboxed"), file=sys.stderr, flush=True)
+          + (f"; {limits_in_force(os.geteuid() == 0)}" if options.sandbox else ", NOT sandboxed"),
+          file=sys.stderr, flush=True)
     progress = Progress(name, len(files), manual_points=sum(q.points for q in grader.assignment.manual))
     await grader.prepare()  # also on a cluster: the feedback plots the reference's loss curve
     remote = None

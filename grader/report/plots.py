@@ -136,8 +136,12 @@ def loss_curve_png(losses: list[float], reference: list[float], text: Text) -> b
         scale = y_scale(student, expected)
         if scale == "log":
             axes.set_yscale("log", nonpositive="mask")
-        elif scale == "symlog":
-            axes.set_yscale("symlog")
+        elif scale == "symlog":  # linear only below the smallest positive loss; no empty negative half
+            finite = np.concatenate([student, expected])
+            finite = finite[np.isfinite(finite)]
+            axes.set_yscale("symlog", linthresh=float(finite[finite > 0].min()))
+            if (finite >= 0).all():
+                axes.set_ylim(bottom=0)
         end = drawn_epochs(student, expected)
         if end:
             axes.set_xlim(0, end)
