@@ -294,17 +294,19 @@ def plain_values(captured: Captured, names: tuple[str, ...], skip_missing: bool 
 
 @dataclass
 class NoCapture:
-    """Stands in for a capture that never came back, so every check says why."""
+    """Stands in for a capture that never came back, so every check says why (raising
+    `error`, which a subclass may change)."""
 
     reason: str
     events: list[str] = field(default_factory=list)
+    error = CaptureError
 
     def __contains__(self, name: str) -> bool:
         return False
 
     def __getitem__(self, name: str):
-        raise CaptureError(self.reason)
+        raise self.error(self.reason)
 
     @property
     def trace(self) -> Trace:
-        raise CaptureError(self.reason)
+        raise self.error(self.reason)

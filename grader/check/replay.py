@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from nbformat import NotebookNode
 
-from grader.check.captured import Captured, Trace
+from grader.check.captured import Captured, NoCapture
 from grader.check.checks import NotJudged
 from grader.check.reference import cached_run
 from grader.config import Variant
@@ -35,23 +34,11 @@ from grader.said import say
 SCALE_FACTOR = 10.0  # a start may be this many times larger than the reference's largest value
 
 
-@dataclass
-class Incomparable:
+class Incomparable(NoCapture):
     """Stands in for the reference when the student's values cannot be compared with it;
     every check that reads it is not judged, for the one reason given."""
 
-    reason: str
-    events: list[str] = field(default_factory=list)
-
-    def __contains__(self, name: str) -> bool:
-        return False
-
-    def __getitem__(self, name: str):
-        raise NotJudged(self.reason)
-
-    @property
-    def trace(self) -> Trace:
-        raise NotJudged(self.reason)
+    error = NotJudged
 
 
 def _shapes(tensors: list[torch.Tensor]) -> list[tuple[int, ...]]:
