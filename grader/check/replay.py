@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import torch
 from nbformat import NotebookNode
 
