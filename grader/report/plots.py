@@ -28,7 +28,7 @@ EARLY_END = 0.25
 END_MARGIN = 1.15
 COLORS = {"student": "#1a73e8", "reference": "#5f6368", "inf": "#e37400", "nan": "#c5221f"}
 FONTS = "'Noto Sans KR', 'NanumGothic', 'Malgun Gothic', 'Apple SD Gothic Neo', sans-serif"
-FONT_SIZE = 12
+FONT_SIZE = 13
 GRID = ' stroke="#e3e3e3" stroke-width="1"'
 TICK = ' stroke="#555" stroke-width="1"'
 CRISP = ' shape-rendering="crispEdges"'  # no hairline seams between adjacent cells
@@ -115,13 +115,13 @@ def _cut(label: str, chars: int = LABEL_CHARS) -> str:
     return label if len(label) <= chars else label[:chars - 1] + "…"
 
 
-def _text(x: float, y: float, text: str, anchor: str = "middle", size: float = FONT_SIZE, color: str = "#333",
+def _text(x: float, y: float, text: str, anchor: str = "middle", size: float = FONT_SIZE, colour: str = "#333",
           rotate: bool = False, sup: str = "") -> str:
     """One label, centred vertically on `y`; `sup` is a superscript after it (an exponent)."""
     turn = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotate else ""
     tail = f'<tspan dy="-0.45em" font-size="{size * 0.75:.1f}">{_escape(sup)}</tspan>' if sup else ""
     return (f'<text x="{x:.1f}" y="{y:.1f}" dy="0.35em" text-anchor="{anchor}" font-size="{size:g}" '
-            f'fill="{color}"{turn}>{_escape(text)}{tail}</text>')
+            f'fill="{colour}"{turn}>{_escape(text)}{tail}</text>')
 
 
 def _stroke(colour: str, width: float = 1.0, dash: str = "", opacity: float = 1.0) -> str:
@@ -179,7 +179,7 @@ class Scale:
             return _linear_ticks(self.low, self.high, self.integer)
         exponents = range(math.ceil(math.log10(self.threshold if self.kind == "symlog" else self.low) - 1e-9),
                           math.floor(math.log10(max(abs(self.low), abs(self.high))) + 1e-9) + 1)
-        step = _nice_integer(len(exponents) / 7)
+        step = _nice_integer(len(exponents) / 8)
         powers = [k for k in exponents if k % step == 0]
         if self.kind == "log":
             return [_power(10.0 ** k, k) for k in powers if self.low <= 10.0 ** k <= self.high]
@@ -276,7 +276,7 @@ class Frame:
 
     def axes(self, x_title: str, y_title: str, grid_x: bool = True) -> list[str]:
         """Grid, ticks and their labels, the frame, and both axis titles (the y one at the
-        figure's left edge: `left_margin` leaves room for it)."""
+        figure's left edge: `_left_margin` leaves room for it)."""
         bottom, right = self.top + self.height, self.left + self.width
         out, last = [], math.inf
         for value, label, sup in self.y.ticks():
@@ -290,14 +290,14 @@ class Frame:
             x = float(self.x.place([value], self.left, self.width)[0])
             out += [_line(x, self.top, x, bottom, GRID)] if grid_x else []
             out += [_line(x, bottom, x, bottom + 4, TICK), _text(x, bottom + 15, label, sup=sup)]
-        return out + [_rect(self.left, self.top, self.width, self.height, "none", ' stroke="#555"'),
+        return out + [_rect(self.left, self.top, self.width, self.height, "none", TICK),
                       _text(self.left + self.width / 2, bottom + 34, x_title),
                       _text(14, self.top + self.height / 2, y_title, rotate=True)]
 
 
-def left_margin(y: Scale) -> float:
+def _left_margin(y: Scale) -> float:
     """Room for the y axis' title and its widest tick label."""
-    return 28 + max((_width(label) + _width(sup, 9) for _, label, sup in y.ticks()), default=0) + 10
+    return 28 + max((_width(label) + _width(sup, FONT_SIZE * 0.75) for _, label, sup in y.ticks()), default=0) + 10
 
 
 # ---------------------------------------------------------------- loss curve
@@ -357,8 +357,8 @@ def loss_curve_svg(losses: list[float], reference: list[float], text: Text) -> s
         x = Scale("log", 1.0, float(max(10, longest)))
     else:
         x = Scale("linear", 0.0, longest * 1.02, integer=True)  # the last epoch off the frame
-    width, height, left = 750, 360, left_margin(y)
-    frame = Frame(left, 12, width - left - 14, height - 12 - 48, x, y)
+    width, height, left = 750, 360, _left_margin(y)
+    frame = Frame(left, 12, width - left - 24, height - 12 - 48, x, y)
 
     yours = _stroke(COLORS["student"], 2.6, opacity=0.75)
     body = frame.axes(text("plot_epoch"), text("plot_loss")) + _path(frame, *mine, yours, COLORS["student"])
@@ -435,9 +435,9 @@ def heatmap_svg(values: list[list[float]], rows: list[str], columns: list[str],
     for (i, j), value in np.ndenumerate(matrix):
         body.append(_rect(left + j * cell, top + i * cell, cell, cell, _hex(rgb[i, j]), CRISP))
         if matrix.size <= 100:
-            label = f"{value:.2f}" if not abs(value) >= 1e6 else f"{value:.2g}"
+            label = f"{value:.2f}" if not abs(value) >= 1e6 else f"{value:.2g}"  # 1.7e308 fits a cell
             body.append(_text(left + (j + 0.5) * cell, top + (i + 0.5) * cell, label, size=size,
-                              color="white" if dark[i, j] else "black"))
+                              colour="white" if dark[i, j] else "black"))
     for i in range(0, count_rows, math.ceil(16 / cell)):  # labels thinned where cells are small
         body.append(_text(left - 6, top + (i + 0.5) * cell, row_labels[i], "end"))
     for j in range(0, count_columns, math.ceil((max(map(_width, column_labels), default=0) + 8) / cell)):
@@ -449,8 +449,8 @@ def heatmap_svg(values: list[list[float]], rows: list[str], columns: list[str],
         body.append(_text(18, top + grid_height / 2, row_title, rotate=True))
 
     bar_left, steps = left + grid_width + 16, 64
-    for k, rgb in enumerate(colours(stops, (np.arange(steps) + 0.5) / steps)):
-        body.append(_rect(bar_left, top + grid_height * (1 - (k + 1) / steps), 18, grid_height / steps, _hex(rgb),
+    for k, shade in enumerate(colours(stops, (np.arange(steps) + 0.5) / steps)):
+        body.append(_rect(bar_left, top + grid_height * (1 - (k + 1) / steps), 18, grid_height / steps, _hex(shade),
                           CRISP))
     body.append(_rect(bar_left, top, 18, grid_height, "none", TICK))
     for value, label, _ in bar.ticks():
@@ -469,8 +469,8 @@ def histogram_svg(scores: list[float], max_score: float, text: Text) -> str:
     edges = np.arange(0, top + 2 * bin_width, bin_width) - bin_width / 2  # the last bin holds full marks
     counts, _ = np.histogram(finite, bins=edges)
     y = Scale("linear", 0.0, max(1, int(counts.max(initial=0))) * 1.08, integer=True)
-    width, height, left = 750, 320, left_margin(y)
-    frame = Frame(left, 12, width - left - 14, height - 12 - 48, Scale("linear", -bin_width, top + bin_width), y)
+    width, height, left = 750, 320, _left_margin(y)
+    frame = Frame(left, 12, width - left - 24, height - 12 - 48, Scale("linear", -bin_width, top + bin_width), y)
     body = frame.axes(text("plot_score"), text("plot_students"), grid_x=False)
     for count, start in zip(counts.tolist(), edges[:-1].tolist()):
         if count:
