@@ -260,6 +260,7 @@ def test_the_next_variants_kernel_starts_during_a_run_but_runs_nothing_until_it_
     async def interrupted():
         task = asyncio.create_task(runner.run_all(reference))
         while not any(e == ("start", True) for e in events):
+            assert not task.done(), (events, task)
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -215,16 +215,21 @@ async def _start_placeholder(sandbox: KernelSandbox, connection_file: str,
     """The run's sandbox holding a placeholder; the host pid of its pid 1, once it runs
     inside (joining before "ready" could still see the host's root)."""
     info_read, info_write = os.pipe()
+    # "ready" comes through a pipe of our own, not asyncio's: asyncio waits for its pipes to
+    # close before a process counts as ended, and a sandbox stopped while starting can leave
+    # a process holding them until its cgroups are emptied (KernelSandbox.close).
+    ready_read, ready_write = os.pipe()
     try:
         command = sandbox.command(PLACEHOLDER, connection_file, bwrap_options=["--info-fd", str(info_write)])
         placeholder = await asyncio.create_subprocess_exec(
-            *command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            *command, stdin=subprocess.DEVNULL, stdout=ready_write, stderr=subprocess.DEVNULL,
             pass_fds=[info_write], env=env, start_new_session=True)  # a Ctrl-C is the grader's, not bwrap's
     finally:
         os.close(info_write)
+        os.close(ready_write)
     try:
-        line = await asyncio.wait_for(placeholder.stdout.readline(), FORK_TIMEOUT)
-        if line != b"ready\n":
+        await _readable(ready_read, FORK_TIMEOUT)
+        if os.read(ready_read, 64) != b"ready\n":
             raise RuntimeError("the sandbox did not start (bubblewrap failed)")
         info = b""
         while info.count(b"{") != info.count(b"}") or not info:  # bwrap has written it before "ready"
@@ -235,6 +240,7 @@ async def _start_placeholder(sandbox: KernelSandbox, connection_file: str,
         raise
     finally:
         os.close(info_read)
+        os.close(ready_read)
 
 
 async def fork_kernel(sandbox, argv: list[str], env: dict[str, str], cwd: str, log_fd: int) -> ForkedKernel:
