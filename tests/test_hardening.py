@@ -249,3 +249,40 @@ def test_refusing_an_object_bomb_costs_little_memory():
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) < 400 * 1024  # KiB
+
+
+HUGE_MESSAGES = """
+import asyncio, json, resource, time
+from nbformat.v4 import new_code_cell, new_notebook
+from grader.config import ExecutionSettings
+from grader.run.execute import RunOptions, run_notebook
+
+settings = ExecutionSettings(cell_timeout=120, notebook_timeout=300)
+def run(*cells):
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    return asyncio.run(run_notebook(nb, settings, RunOptions(capture=("b",))))
+run("b = 1")  # imports, the kernel parent: what any run costs
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.monotonic()
+result = run("print('x' * 400_000_000)", "raise ValueError('y' * 100_000_000)", "b = 2")
+print(json.dumps({"grown_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before,
+                  "seconds": time.monotonic() - started, "status": result.status, "notes": result.notes,
+                  "problems": [[p.cell_index, p.ename, p.evalue] for p in result.problems],
+                  "b": result.captured["b"] if result.captured else None}))
+"""
+
+
+def test_a_message_of_hundreds_of_megabytes_is_refused_unread():
+    """A 400 MB print cost the grader +383 MB even when cut after receiving; refused by
+    ZeroMQ it costs nothing, the cell's output says so, and the next cells run."""
+    done = subprocess.run([sys.executable, "-c", HUGE_MESSAGES], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["grown_kib"] < 50 * 1024, outcome
+    assert outcome["seconds"] < 100, "no wait until the 120 s timeout for a reply or an idle status that cannot come"
+    assert outcome["status"] == "error" and outcome["b"] == 2
+    assert outcome["problems"] == [[1, "MessageTooLarge",
+                                    "the cell's execute_reply was over 33,554,432 bytes and was refused"]]
+    lost = "a message over 32 MB (output or widget) was refused; the rest of this cell's output is lost"
+    assert outcome["notes"] == [f"cell 1: {lost}", f"cell 2: {lost}"]

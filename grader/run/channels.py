@@ -5,24 +5,100 @@ size: one 400 MB print cost 1.8 GB of the grader's memory. Here a message is rec
 without copying, its frames are measured, and one over the channel's cap is never
 decoded: it is replaced by a short message saying what was cut (its header is checked
 against the session's signature first, as the original would have been).
+
+A frame over `REFUSED_MESSAGE_BYTES` is not even received: libzmq reads its length and
+drops the connection before allocating it (`zmq.MAXMSGSIZE`), so its cost to the grader
+is nil. libzmq does not reconnect after that, so a channel watches its socket for a
+dropped connection, connects again, and once the kernel answers the new handshake (a dead
+kernel does not: that stays nbclient's dead kernel) says what was lost: the output
+channel raises `MessageRefused` to its reader, the shell channel answers the request
+that was waiting with an error reply.
 """
 
 from __future__ import annotations
 
 import hmac
+import os
+import time
 import typing as t
+from queue import Empty
 
+import zmq
+import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from traitlets import Type
+from zmq.utils.monitor import parse_monitor_message
 
 IOPUB_MESSAGE_BYTES = 2**20  # outputs, widget (comm) messages: a cell's kept output is far smaller
 SHELL_MESSAGE_BYTES = 16 * 2**20  # replies: an error's reply carries its whole message and traceback
+REFUSED_MESSAGE_BYTES = 32 * 2**20  # any frame over this is refused by libzmq, unread (on every socket)
 CUT_MARK = "grader_cut"  # metadata key of a replacement message: the original's type, size and limit
+
+
+def kernel_context() -> zmq.asyncio.Context:
+    """A ZeroMQ context whose every socket refuses frames over `REFUSED_MESSAGE_BYTES`."""
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.MAXMSGSIZE, REFUSED_MESSAGE_BYTES)
+    return context
+
+
+class MessageRefused(Exception):
+    """The kernel sent a message over `REFUSED_MESSAGE_BYTES`: it and what followed it on
+    the same connection are lost."""
 
 
 class CappedChannel(AsyncZMQSocketChannel):
     max_bytes = IOPUB_MESSAGE_BYTES
+
+    def __init__(self, socket: zmq.asyncio.Socket, session, loop=None):
+        super().__init__(socket, session, loop)
+        self.monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.reconnecting = False
+
+    async def get_msg(self, timeout: float | None = None) -> dict[str, t.Any]:
+        """The next message, as jupyter_client's; a dropped connection is made again meanwhile."""
+        poller = zmq.asyncio.Poller()
+        poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.socket, zmq.POLLIN)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            ready = dict(await poller.poll(wait))
+            if self.monitor in ready:  # first: what is queued after a refusal belongs to it
+                event = parse_monitor_message(await self.monitor.recv_multipart())["event"]
+                if event == zmq.EVENT_DISCONNECTED:
+                    self._reconnect()
+                elif self.reconnecting:  # the kernel answered: it lives, so the message was refused
+                    self.reconnecting = False
+                    reply = self.refused()
+                    if reply is not None:
+                        return reply
+            elif self.socket in ready:
+                return await self._recv()
+            else:
+                raise Empty
+
+    def _reconnect(self) -> None:
+        """Connect again, under a new identity: the kernel's ROUTER ignores a peer that
+        comes back with the identity of a connection it still holds."""
+        endpoint = self.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.socket.setsockopt(zmq.ROUTING_ID, os.urandom(16))
+        self.socket.disconnect(endpoint)
+        self.socket.connect(endpoint)
+        self.reconnecting = True
+
+    def refused(self) -> dict[str, t.Any] | None:
+        """What a reader gets in place of a refused message: an output reader, the end of its cell's output."""
+        raise MessageRefused(f"a message over {REFUSED_MESSAGE_BYTES:,} bytes was refused")
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.disable_monitor()
+            self.monitor.close(linger=0)
+        super().close()
+
+    stop = close
 
     async def _recv(self, **kwargs: t.Any) -> dict[str, t.Any]:
         frames = await self.socket.recv_multipart(copy=False)
@@ -53,6 +129,33 @@ class CappedChannel(AsyncZMQSocketChannel):
 class CappedShellChannel(CappedChannel):
     max_bytes = SHELL_MESSAGE_BYTES
 
+    def __init__(self, socket: zmq.asyncio.Socket, session, loop=None):
+        super().__init__(socket, session, loop)
+        self.waiting: dict[str, t.Any] | None = None  # the header of the request whose reply is awaited
+
+    def send(self, msg: dict[str, t.Any]) -> None:
+        self.waiting = msg["header"]
+        super().send(msg)
+
+    async def _recv(self, **kwargs: t.Any) -> dict[str, t.Any]:
+        reply = await super()._recv(**kwargs)
+        if self.waiting and reply["parent_header"].get("msg_id") == self.waiting["msg_id"]:
+            self.waiting = None
+        return reply
+
+    def refused(self) -> dict[str, t.Any] | None:
+        """The error reply of the request whose reply was refused (None when no request waited)."""
+        request, self.waiting = self.waiting, None
+        if request is None:
+            return None
+        kind = request["msg_type"].replace("_request", "_reply")
+        content = {"status": "error", "ename": "MessageTooLarge",
+                   "evalue": f"the cell's {kind} was over {REFUSED_MESSAGE_BYTES:,} bytes and was refused",
+                   "traceback": []}
+        header = self.session.msg_header(kind)
+        return {"header": header, "msg_id": header["msg_id"], "msg_type": kind, "parent_header": request,
+                "metadata": {}, "content": content, "buffers": []}
+
     def cut_content(self, kind: str, size: int) -> tuple[dict, str]:
         """An oversized reply can only be an error's (an ok reply is a few hundred bytes):
         the cell failed with a message too large to read."""
@@ -62,7 +165,12 @@ class CappedShellChannel(CappedChannel):
 
 
 class CappedKernelClient(AsyncKernelClient):
-    """The kernel client the grader's kernels get: shell and IOPub messages capped."""
+    """The kernel client the grader's kernels get: shell and IOPub messages capped, every
+    socket refusing frames over `REFUSED_MESSAGE_BYTES`."""
 
     shell_channel_class = Type(CappedShellChannel)
     iopub_channel_class = Type(CappedChannel)
+
+    def _context_default(self) -> zmq.asyncio.Context:
+        self._created_context = True
+        return kernel_context()
