@@ -118,3 +118,8 @@ def test_the_run_says_which_limits_hold(monkeypatch, uid, roots, said):
     monkeypatch.setattr(sandbox, "find_cgroups", lambda: roots)
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: uid)
     assert said in sandbox.limits_in_force()
+
+
+def test_the_run_says_when_no_seccomp_filter_is_built(monkeypatch):
+    monkeypatch.setattr(sandbox, "seccomp_filter", lambda: None)
+    assert "; no seccomp filter (none built for this CPU);" in sandbox.limits_in_force()

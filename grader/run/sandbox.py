@@ -430,8 +430,9 @@ def _tasks_of(uid: int) -> int:
 
 def limits_in_force() -> str:
     """What the sandbox bounds here, as said at the start of a sandboxed run."""
+    seccomp = "seccomp filter" if seccomp_filter() is not None else "no seccomp filter (none built for this CPU)"
     common = ("no network; own pid, IPC, host-name and mount namespaces; the interpreter read-only and the "
-              "run folder; host-wide /proc load files masked; seccomp filter; CPU time per process")
+              f"run folder; host-wide /proc load files masked; {seccomp}; CPU time per process")
     roots = find_cgroups()
     cgroups = (f"cgroup v{roots.files.version} bounds each kernel's memory (files it writes included) and its "
                "processes plus threads") if roots else ""
