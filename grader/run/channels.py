@@ -9,16 +9,15 @@ against the session's signature first, as the original would have been).
 A frame over `REFUSED_MESSAGE_BYTES` is not even received: libzmq reads its length and
 drops the connection before allocating it (`zmq.MAXMSGSIZE`), so its cost to the grader
 is nil. libzmq does not reconnect after that, so a channel watches its socket for a
-dropped connection, connects again, and once the kernel answers the new handshake (a dead
-kernel does not: that stays nbclient's dead kernel) says what was lost: the output
-channel raises `MessageRefused` to its reader, the shell channel answers the request
-that was waiting with an error reply.
+dropped connection, reads what arrived before, connects a new socket, and once the kernel
+answers its handshake (a dead kernel does not: that stays nbclient's dead kernel) says
+what was lost: the output channel raises `MessageRefused` to its reader, the shell
+channel answers the request that was waiting with an error reply.
 """
 
 from __future__ import annotations
 
 import hmac
-import os
 import time
 import typing as t
 from queue import Empty
@@ -53,40 +52,50 @@ class CappedChannel(AsyncZMQSocketChannel):
 
     def __init__(self, socket: zmq.asyncio.Socket, session, loop=None):
         super().__init__(socket, session, loop)
-        self.monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.endpoint = socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.monitor = self._watch(socket)
         self.reconnecting = False
+
+    @staticmethod
+    def _watch(socket: zmq.asyncio.Socket) -> zmq.asyncio.Socket:
+        return socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
     async def get_msg(self, timeout: float | None = None) -> dict[str, t.Any]:
         """The next message, as jupyter_client's; a dropped connection is made again meanwhile."""
-        poller = zmq.asyncio.Poller()
-        poller.register(self.monitor, zmq.POLLIN)
-        poller.register(self.socket, zmq.POLLIN)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            poller = zmq.asyncio.Poller()
+            poller.register(self.socket, zmq.POLLIN)
+            poller.register(self.monitor, zmq.POLLIN)
             wait = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
             ready = dict(await poller.poll(wait))
-            if self.monitor in ready:  # first: what is queued after a refusal belongs to it
-                event = parse_monitor_message(await self.monitor.recv_multipart())["event"]
-                if event == zmq.EVENT_DISCONNECTED:
-                    self._reconnect()
-                elif self.reconnecting:  # the kernel answered: it lives, so the message was refused
-                    self.reconnecting = False
-                    reply = self.refused()
-                    if reply is not None:
-                        return reply
-            elif self.socket in ready:
+            if self.socket in ready:  # first: what arrived before a connection dropped
                 return await self._recv()
-            else:
+            if self.monitor not in ready:
                 raise Empty
+            event = parse_monitor_message(await self.monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._reconnect()
+            elif self.reconnecting:  # the kernel answered: it lives, so the message was refused
+                self.reconnecting = False
+                reply = self.refused()
+                if reply is not None:
+                    return reply
 
     def _reconnect(self) -> None:
-        """Connect again, under a new identity: the kernel's ROUTER ignores a peer that
-        comes back with the identity of a connection it still holds."""
-        endpoint = self.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
-        self.socket.setsockopt(zmq.ROUTING_ID, os.urandom(16))
-        self.socket.disconnect(endpoint)
-        self.socket.connect(endpoint)
+        """A new socket in place of the one whose connection dropped. libzmq does not
+        reconnect after refusing a message; connecting the same socket to the same endpoint
+        again does nothing; and `disconnect` with messages still queued makes libzmq abort
+        the whole process on a later read (zeromq/libzmq#2163)."""
+        old, old_monitor = self.socket, self.monitor
+        self.socket = old.context.socket(old.type)  # a new identity, the context's limits
+        self.socket.linger = old.linger
+        if old.type == zmq.SUB:
+            self.socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self.monitor = self._watch(self.socket)
+        self.socket.connect(self.endpoint)
         self.reconnecting = True
+        _close(old, old_monitor)
 
     def refused(self) -> dict[str, t.Any] | None:
         """What a reader gets in place of a refused message: an output reader, the end of its cell's output."""
@@ -94,9 +103,8 @@ class CappedChannel(AsyncZMQSocketChannel):
 
     def close(self) -> None:
         if self.socket is not None:
-            self.socket.disable_monitor()
-            self.monitor.close(linger=0)
-        super().close()
+            _close(self.socket, self.monitor)
+            self.socket = None
 
     stop = close
 
@@ -124,6 +132,12 @@ class CappedChannel(AsyncZMQSocketChannel):
     def cut_content(self, kind: str, size: int) -> tuple[dict, str]:
         notice = f"[a {kind} message of {size:,} bytes was dropped: over the limit of {self.max_bytes:,}]\n"
         return {"name": "stderr", "text": notice}, "stream"
+
+
+def _close(socket: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket) -> None:
+    socket.disable_monitor()
+    monitor.close(linger=0)
+    socket.close(linger=0)
 
 
 class CappedShellChannel(CappedChannel):
