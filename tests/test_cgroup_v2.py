@@ -108,7 +108,7 @@ def test_without_root_a_delegated_cgroup_replaces_the_rlimits(tmp_path):
 
 
 @pytest.mark.parametrize("uid, roots, said", [
-    (0, CgroupRoots(Path("m"), Path("p"), V1), "uid nobody without capabilities; cgroup v1 bounds each kernel's memory"),
+    (0, CgroupRoots(Path("m"), Path("p"), V1), "without capabilities; cgroup v1 bounds each kernel's memory"),
     (0, CgroupRoots(Path("g"), Path("g"), V2), "; cgroup v2 bounds each kernel's memory (files it writes included)"),
     (1000, CgroupRoots(Path("g"), Path("g"), V2), "(user namespace): no network"),
     (1000, CgroupRoots(Path("g"), Path("g"), V2), "; a delegated cgroup v2 bounds each kernel's memory"),

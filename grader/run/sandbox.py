@@ -323,8 +323,8 @@ class KernelSandbox:
         """`cmd` wrapped: join the cgroups, set rlimits, enter bubblewrap, drop to `nobody`."""
         os.chown(connection_file, self.uid, self.gid)
         open_filter, seccomp = _seccomp_arguments(self.run_dir)
-        join = " && ".join([*self.limits.join(), "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", *open_filter,
-                            'exec "$@"'])
+        join = " && ".join([*self.limits.join(), "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}",
+                            *open_filter, 'exec "$@"'])
         # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
                 *bwrap_arguments(self.run_dir, self.device), *seccomp, *bwrap_options,
