@@ -211,7 +211,7 @@ async def grade_assignment(name: str, paths: list[Path], args, options: GradeOpt
     files = collect_submissions(paths)
     where = f"cluster {args.scheduler}" if client else f"{options.workers} worker(s)"
     print(f"{name}: {len(files)} file(s), device {options.device}, {where}"
-          + (f"; {limits_in_force(os.geteuid() == 0)}" if options.sandbox else ", NOT sandboxed"),
+          + (f"; {limits_in_force()}" if options.sandbox else ", NOT sandboxed"),
           file=sys.stderr, flush=True)
     progress = Progress(name, len(files), manual_points=sum(q.points for q in grader.assignment.manual))
     await grader.prepare()  # also on a cluster: the feedback plots the reference's loss curve

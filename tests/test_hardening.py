@@ -249,3 +249,58 @@ def test_refusing_an_object_bomb_costs_little_memory():
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) < 400 * 1024  # KiB
+
+
+HUGE_MESSAGES = """
+import asyncio, json, resource, time
+from nbformat.v4 import new_code_cell, new_notebook
+from grader.config import ExecutionSettings
+from grader.run.execute import RunOptions, run_notebook
+
+settings = ExecutionSettings(cell_timeout=120, notebook_timeout=300)
+def run(*cells):
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    return asyncio.run(run_notebook(nb, settings, RunOptions(capture=("b",))))
+def grown():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+run("b = 1")  # imports, the kernel parent: what any run costs
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.monotonic()
+result = run("print('x' * 400_000_000)", "raise ValueError('y' * 100_000_000)", "b = 2")
+outcome = {"grown_kib": grown(), "seconds": time.monotonic() - started, "status": result.status,
+           "notes": result.notes, "problems": [[p.cell_index, p.ename, p.evalue] for p in result.problems],
+           "b": result.captured["b"] if result.captured else None}
+run(FLOOD)
+print(json.dumps({**outcome, "flood_grown_kib": grown()}))
+""".replace("FLOOD", repr("""
+# 60 messages of 30 MB on the stdin channel, which the grader never reads
+import threading, time
+from ipykernel.kernelapp import IPKernelApp
+app = IPKernelApp.instance()
+parent = app.kernel.get_parent("shell")
+def flood():
+    for _ in range(60):
+        app.session.send(app.stdin_socket, "input_request", {"prompt": "z" * 30_000_000}, parent=parent,
+                         ident=[parent["header"]["session"].encode()])
+threading.Thread(target=flood).start()
+time.sleep(10)
+b = 3
+"""))
+
+
+def test_a_message_of_hundreds_of_megabytes_is_refused_unread():
+    """A 400 MB print cost the grader +383 MB even when cut after receiving; refused by
+    ZeroMQ it costs nothing, the cell's output says so, and the next cells run. A flood of
+    30 MB messages on a channel nobody reads cost 1.7 GB; a few are queued now."""
+    done = subprocess.run([sys.executable, "-c", HUGE_MESSAGES], capture_output=True, text=True, timeout=400,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["grown_kib"] < 50 * 1024, outcome
+    assert outcome["seconds"] < 100, "no wait until the 120 s timeout for a reply or an idle status that cannot come"
+    assert outcome["status"] == "error" and outcome["b"] == 2
+    assert outcome["problems"] == [[1, "MessageTooLarge",
+                                    "the cell's execute_reply was over 33,554,432 bytes and was refused"]]
+    lost = "a message over 32 MB (output or widget) was refused; the rest of this cell's output is lost"
+    assert outcome["notes"] == [f"cell 1: {lost}", f"cell 2: {lost}"]
+    assert outcome["flood_grown_kib"] < 400 * 1024, outcome

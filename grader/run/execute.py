@@ -29,7 +29,7 @@ from grader.check.captured import Captured, load_captured
 from grader.config import ExecutionSettings
 from grader.errors import CaptureError
 from grader.fsutil import remove_tree
-from grader.run.channels import CUT_MARK
+from grader.run.channels import CUT_MARK, REFUSED_MESSAGE_BYTES, MessageRefused, kernel_context
 from grader.run.forkserver import KernelProvisioner
 from grader.run.gpu import device_environment
 from grader.run.kernel import kernel_code
@@ -109,6 +109,10 @@ class GraderKernelManager(AsyncKernelManager):
     def kernel_spec(self) -> KernelSpec:
         return self.spec
 
+    def _context_default(self):
+        self._created_context = True
+        return kernel_context()  # its control socket refuses oversized messages too
+
     def kernel_argv(self) -> list[str]:
         """The kernel's own command line, as a fresh process runs it (and a forked one shows it)."""
         return [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
@@ -146,6 +150,12 @@ class BoundedClient(NotebookClient):
         self.output_readers.add(task)
         try:
             return await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
+        except MessageRefused:  # what followed it is lost, the cell's idle status too: stop waiting
+            limit = f"{REFUSED_MESSAGE_BYTES // 2**20} MB"
+            self._note_cut(cell_index, say(f"a message over {limit} (output or widget) was refused; the rest of "
+                                           "this cell's output is lost",
+                                           f"{limit}가 넘는 메시지(출력이나 위젯)는 받지 않았습니다. 이 셀의 나머지 "
+                                           "출력은 사라졌습니다"))
         finally:
             self.output_readers.discard(task)
 

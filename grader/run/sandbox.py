@@ -13,13 +13,15 @@ in disguise. `setpriv` drops to `nobody` as the last step, before student code r
 
 Without root (`UnprivilegedSandbox`), bubblewrap makes a user namespace where the kernel
 is `nobody` (the grading user outside), with the same namespaces, filesystem view, /proc
-masks and seccomp filter; no cgroup can be had, so rlimits bound what they can (see
-`limits_in_force`) and the run folder is on disk, not in memory.
+masks and seccomp filter. Its cgroups are made in a cgroup v2 subtree delegated to the
+grading user where there is one (`unified_parent`); elsewhere rlimits bound what they can
+(see `limits_in_force`) and the run folder is on disk, not in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pwd
 import shlex
@@ -60,14 +62,19 @@ INSTALL_HINT = ("install bubblewrap (as root: apt-get install bubblewrap, or run
 class CgroupFiles:
     """The names one cgroup version uses for the limits and counters the sandbox needs."""
 
-    memory_limits: tuple[tuple[str, str], ...]  # (file, value), "{memory}" filled in; absent files skipped
+    version: int
+    memory_limit: str  # in bytes
+    swap_limit: tuple[str, str]  # (file, value), "{memory}" filled in; absent where swap is not accounted
     pids_limit: str
     oom_events: str  # holds an "oom_kill N" line
 
 
-V1 = CgroupFiles((("memory.limit_in_bytes", "{memory}"), ("memory.memsw.limit_in_bytes", "{memory}")),
-                 "pids.max", "memory.oom_control")
-V2 = CgroupFiles((("memory.max", "{memory}"), ("memory.swap.max", "0")), "pids.max", "memory.events")
+V1 = CgroupFiles(1, "memory.limit_in_bytes", ("memory.memsw.limit_in_bytes", "{memory}"), "pids.max",
+                 "memory.oom_control")
+V2 = CgroupFiles(2, "memory.max", ("memory.swap.max", "0"), "pids.max", "memory.events")
+V2_GRADER = "grader"  # as root on cgroup v2: the cgroup below the root that holds kernels' cgroups
+V2_PROCESSES = "grader-processes"  # without root: the leaf the grader's processes move to in a delegated cgroup
+V2_CONTROLLERS = {"memory", "pids"}
 
 
 @dataclass(frozen=True)
@@ -89,28 +96,68 @@ def _mounts() -> list[tuple[str, str, set[str]]]:
     return found
 
 
+@functools.cache
 def find_cgroups() -> CgroupRoots | None:
-    """cgroup v1 memory and pids hierarchies (below this process's own cgroups), else v2.
-
-    On v2 kernels' cgroups go directly under the root: controllers cannot be enabled
-    below a cgroup that holds processes, as the grader's own one does.
-    """
+    """Where this process can make kernels' memory and pids cgroups, or None: cgroup v1's
+    hierarchies (below this process's own cgroups) as root, else cgroup v2 (`unified_parent`).
+    Decided once per process: on v2 without root, deciding moves the grader's processes."""
+    root = os.geteuid() == 0
     own = {}
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
-        for name in controllers.split(","):
+        for name in controllers.split(","):  # "" names the v2 hierarchy
             own[name] = path.lstrip("/")
     mounts = _mounts()
     v1 = {c: Path(point) / own.get(c, "") for point, fstype, opts in mounts if fstype == "cgroup"
           for c in ("memory", "pids") if c in opts}
     if set(v1) == {"memory", "pids"}:
-        return CgroupRoots(v1["memory"], v1["pids"], V1)
+        return CgroupRoots(v1["memory"], v1["pids"], V1) if root else None  # v1 cannot be delegated safely
     for point, fstype, _ in mounts:
         if fstype == "cgroup2":
-            enabled = (Path(point) / "cgroup.subtree_control").read_text().split()
-            if {"memory", "pids"} <= set(enabled):
-                return CgroupRoots(Path(point), Path(point), V2)
+            parent = unified_parent(Path(point), own.get("", ""), root)
+            return CgroupRoots(parent, parent, V2) if parent else None
     return None
+
+
+def unified_parent(mount: Path, own: str, root: bool) -> Path | None:
+    """The cgroup v2 folder under which kernels' cgroups go, with the memory and pids
+    controllers enabled for them, or None where there is none.
+
+    Only the root cgroup may hold processes and enable controllers for its children. So as
+    root, kernels' cgroups go under `grader` below the root. Without root, they go under the
+    grader's own cgroup where it was delegated (writable, e.g. under `systemd-run --user
+    --scope -p Delegate=yes`), once every process in it moved to a leaf, `grader-processes`.
+    """
+    here = mount / own
+    try:
+        if root:
+            _enable_controllers(mount)
+            parent = mount / V2_GRADER
+            parent.mkdir(exist_ok=True)
+        elif here.name == V2_PROCESSES:  # set up already, by this process or the one that started it
+            parent = here.parent
+            enabled = (parent / "cgroup.subtree_control").read_text().split()
+            return parent if V2_CONTROLLERS <= set(enabled) else None
+        elif here != mount and all(os.access(path, os.W_OK) for path in
+                                   (here, here / "cgroup.procs", here / "cgroup.subtree_control")):
+            parent, leaf = here, here / V2_PROCESSES
+            leaf.mkdir(exist_ok=True)
+            for pid in (here / "cgroup.procs").read_text().split():
+                try:
+                    (leaf / "cgroup.procs").write_text(pid)
+                except ProcessLookupError:  # gone meanwhile
+                    pass
+        else:
+            return None
+        _enable_controllers(parent)
+    except OSError:  # controllers not given, a cgroup still holding processes, not delegated after all
+        return None
+    return parent
+
+
+def _enable_controllers(cgroup: Path) -> None:
+    """Memory and pids for `cgroup`'s children (the kernel refuses controllers `cgroup` was not given)."""
+    (cgroup / "cgroup.subtree_control").write_text(" ".join(f"+{name}" for name in sorted(V2_CONTROLLERS)))
 
 
 def _sandbox_user() -> tuple[int, int]:
@@ -213,6 +260,50 @@ def _make_private(run_dir: Path, uid: int, gid: int) -> None:
         path.chmod(0o711 if path.is_dir() else 0o600)
 
 
+class KernelCgroups:
+    """The memory and pids cgroups of one kernel: limits set when made, `close`d after it stopped."""
+
+    def __init__(self, roots: CgroupRoots, name: str, settings: ExecutionSettings):
+        self.settings = settings
+        self.files = roots.files
+        self.memory = roots.memory / name
+        self.pids = roots.pids / name
+        self.folders = sorted({self.memory, self.pids})
+        try:
+            for folder in self.folders:
+                folder.mkdir()
+            memory = str(settings.memory_limit_mb * 2**20)
+            (self.memory / self.files.memory_limit).write_text(memory)
+            swap, value = self.files.swap_limit
+            if (self.memory / swap).exists():
+                (self.memory / swap).write_text(value.format(memory=memory))
+            (self.pids / self.files.pids_limit).write_text(str(settings.max_processes))
+        except OSError:
+            _try_rmdir(self.folders)
+            raise
+
+    def join(self) -> list[str]:
+        """Shell steps moving the shell that runs them into the cgroups."""
+        return [f"echo $$ > {shlex.quote(str(folder / 'cgroup.procs'))}" for folder in self.folders]
+
+    async def close(self) -> list[str]:
+        """Kill whatever is left in the cgroups and remove them; notes on limits that were hit."""
+        notes = []
+        if _counter(self.memory / self.files.oom_events, "oom_kill"):
+            limit = f"{self.settings.memory_limit_mb:,}"
+            notes.append(say(f"the notebook used more than its {limit} MB of memory (files it wrote count too) "
+                             "and was stopped",
+                             f"노트북이 허용된 메모리 {limit} MB(직접 쓴 파일 포함)를 넘게 써서 중단되었습니다"))
+        if _counter(self.pids / "pids.events", "max"):
+            limit = self.settings.max_processes
+            notes.append(say(f"the notebook tried to run more than {limit} processes and threads at once; the "
+                             "extra ones were refused",
+                             f"노트북이 프로세스와 스레드를 동시에 {limit}개보다 많이 만들려고 해서 초과분은 "
+                             "거부되었습니다"))
+        await _kill_and_remove(self.folders)
+        return notes
+
+
 class KernelSandbox:
     """The sandbox of one kernel: made before it starts, `close`d after it stopped."""
 
@@ -220,22 +311,9 @@ class KernelSandbox:
         self.run_dir = run_dir
         self.settings = settings
         self.device = device
-        self.files = roots.files
         self.uid, self.gid = _sandbox_user()
-        self.memory_cgroup = roots.memory / run_dir.name
-        self.pids_cgroup = roots.pids / run_dir.name
-        self.cgroups = sorted({self.memory_cgroup, self.pids_cgroup})
-        try:
-            for folder in self.cgroups:
-                folder.mkdir()
-            memory = str(settings.memory_limit_mb * 2**20)
-            for file, value in self.files.memory_limits:
-                if (self.memory_cgroup / file).exists():
-                    (self.memory_cgroup / file).write_text(value.format(memory=memory))
-            (self.pids_cgroup / self.files.pids_limit).write_text(str(settings.max_processes))
-        except OSError:
-            _try_rmdir(self.cgroups)
-            raise
+        self.limits = KernelCgroups(roots, run_dir.name, settings)
+        self.cgroups = self.limits.folders  # forked kernels join them themselves
         # The run folder stays root's, so the kernel cannot swap one of its folders for a
         # link; what is inside is the kernel's.
         _make_private(run_dir, self.uid, self.gid)
@@ -245,9 +323,8 @@ class KernelSandbox:
         """`cmd` wrapped: join the cgroups, set rlimits, enter bubblewrap, drop to `nobody`."""
         os.chown(connection_file, self.uid, self.gid)
         open_filter, seccomp = _seccomp_arguments(self.run_dir)
-        join = " && ".join([*(f"echo $$ > {shlex.quote(str(folder / 'cgroup.procs'))}" for folder in self.cgroups),
-                            "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}", *open_filter,
-                            'exec "$@"'])
+        join = " && ".join([*self.limits.join(), "ulimit -c 0", f"ulimit -t {int(self.settings.cpu_time_limit)}",
+                            *open_filter, 'exec "$@"'])
         # bwrap keeps just what setpriv needs to drop to nobody; setpriv then drops those too.
         return ["/bin/sh", "-c", join, "sh", shutil.which("bwrap") or "bwrap",
                 *bwrap_arguments(self.run_dir, self.device), *seccomp, *bwrap_options,
@@ -256,21 +333,7 @@ class KernelSandbox:
                 "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
 
     async def close(self) -> list[str]:
-        """Kill whatever is left in the cgroups and remove them; notes on limits that were hit."""
-        notes = []
-        if _counter(self.memory_cgroup / self.files.oom_events, "oom_kill"):
-            limit = f"{self.settings.memory_limit_mb:,}"
-            notes.append(say(f"the notebook used more than its {limit} MB of memory (files it wrote count too) "
-                             "and was stopped",
-                             f"노트북이 허용된 메모리 {limit} MB(직접 쓴 파일 포함)를 넘게 써서 중단되었습니다"))
-        if _counter(self.pids_cgroup / "pids.events", "max"):
-            limit = self.settings.max_processes
-            notes.append(say(f"the notebook tried to run more than {limit} processes and threads at once; the "
-                             "extra ones were refused",
-                             f"노트북이 프로세스와 스레드를 동시에 {limit}개보다 많이 만들려고 해서 초과분은 "
-                             "거부되었습니다"))
-        await _kill_and_remove(self.cgroups)
-        return notes
+        return await self.limits.close()
 
 
 async def _kill_and_remove(cgroups: list[Path]) -> None:
@@ -318,34 +381,39 @@ class Unsandboxed:
 
 
 class UnprivilegedSandbox:
-    """A kernel's sandbox made without root: bubblewrap in a user namespace, rlimits for limits.
+    """A kernel's sandbox made without root: bubblewrap in a user namespace, bounded by
+    cgroups in a delegated cgroup v2 subtree where there is one, else by rlimits.
 
-    What holds and what does not is `limits_in_force(False)`: no cgroup bounds the kernel,
-    so memory is bounded per process (RLIMIT_DATA: heap and anonymous memory, not files),
-    each file written (RLIMIT_FSIZE) but not their total, and processes plus threads
-    (RLIMIT_NPROC) per uid, counted with the grading user's own processes and the other
-    kernels running at once.
+    What holds and what does not is `limits_in_force`: without cgroups memory is bounded
+    per process (RLIMIT_DATA: heap and anonymous memory, not files), each file written
+    (RLIMIT_FSIZE) but not their total, and processes plus threads (RLIMIT_NPROC) per uid,
+    counted with the grading user's own processes and the other kernels running at once.
     """
 
-    def __init__(self, run_dir: Path, settings: ExecutionSettings, device: str):
+    def __init__(self, run_dir: Path, settings: ExecutionSettings, device: str, roots: CgroupRoots | None):
         self.run_dir = run_dir
         self.settings = settings
         self.device = device
+        self.limits = KernelCgroups(roots, run_dir.name, settings) if roots else None
         _make_private(run_dir, os.getuid(), os.getgid())  # the kernel is this user outside
         write_private_files(run_dir)
 
     def command(self, cmd: list[str], connection_file: str) -> list[str]:
         open_filter, seccomp = _seccomp_arguments(self.run_dir)
-        memory = self.settings.memory_limit_mb * 2**20
-        return ["/bin/sh", "-c", " && ".join([*open_filter, 'exec "$@"']), "sh",
-                shutil.which("prlimit") or "prlimit", "--core=0", f"--cpu={int(self.settings.cpu_time_limit)}",
-                f"--data={memory}", f"--fsize={memory}",
-                f"--nproc={_tasks_of(os.getuid()) + self.settings.max_processes}",
+        limit = ["--core=0", f"--cpu={int(self.settings.cpu_time_limit)}"]
+        if self.limits is None:
+            memory = self.settings.memory_limit_mb * 2**20
+            limit += [f"--data={memory}", f"--fsize={memory}",
+                      f"--nproc={_tasks_of(os.getuid()) + self.settings.max_processes}"]
+        join = self.limits.join() if self.limits else []
+        return ["/bin/sh", "-c", " && ".join([*join, *open_filter, 'exec "$@"']), "sh",
+                shutil.which("prlimit") or "prlimit", *limit,
                 "--", shutil.which("bwrap") or "bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534",
                 *bwrap_arguments(self.run_dir, self.device), *seccomp, "--cap-drop", "ALL", "--", *cmd]
 
     async def close(self) -> list[str]:
-        return []  # the kernel's pid namespace ends with it; no cgroup counted what it hit
+        # Without cgroups, the kernel's pid namespace ends with it and nothing counted what it hit.
+        return await self.limits.close() if self.limits else []
 
 
 def _tasks_of(uid: int) -> int:
@@ -360,16 +428,22 @@ def _tasks_of(uid: int) -> int:
     return count
 
 
-def limits_in_force(root: bool) -> str:
-    """What the sandbox bounds in this mode, as said at the start of a sandboxed run."""
+def limits_in_force() -> str:
+    """What the sandbox bounds here, as said at the start of a sandboxed run."""
+    seccomp = "seccomp filter" if seccomp_filter() is not None else "no seccomp filter (none built for this CPU)"
     common = ("no network; own pid, IPC, host-name and mount namespaces; the interpreter read-only and the "
-              "run folder; host-wide /proc load files masked; seccomp filter; CPU time per process")
-    if root:
-        return (f"sandbox as root: {common}; uid nobody without capabilities; cgroups bound each kernel's memory "
-                "(files it writes included) and its processes plus threads")
-    return (f"sandbox without root (user namespace): {common}; no cgroups, so memory is bounded per process "
-            "(heap and anonymous memory, not files), each file written but not their total, and processes plus "
-            "threads per uid, shared with this user's processes and the other kernels running at once")
+              f"run folder; host-wide /proc load files masked; {seccomp}; CPU time per process")
+    roots = find_cgroups()
+    cgroups = (f"cgroup v{roots.files.version} bounds each kernel's memory (files it writes included) and its "
+               "processes plus threads") if roots else ""
+    if os.geteuid() == 0:
+        return f"sandbox as root: {common}; uid nobody without capabilities; {cgroups or 'no cgroup'}"
+    if roots:
+        return f"sandbox without root (user namespace): {common}; a delegated {cgroups}"
+    return (f"sandbox without root (user namespace): {common}; no cgroups (none delegated: see README), so memory "
+            "is bounded per process (heap and anonymous memory, not files), each file written but not their "
+            "total, and processes plus threads per uid, shared with this user's processes and the other kernels "
+            "running at once")
 
 
 def _left_behind(name: str) -> bool:
@@ -393,7 +467,7 @@ async def remove_leftovers() -> None:
         for folder in scratch.glob(f"{RUN_PREFIX}*"):
             if _left_behind(folder.name):
                 remove_tree(folder)
-    roots = find_cgroups() if os.geteuid() == 0 else None
+    roots = find_cgroups()
     if roots is not None:
         try:
             await _kill_and_remove([cgroup for root in {roots.memory, roots.pids}
@@ -403,8 +477,8 @@ async def remove_leftovers() -> None:
 
 
 def make_run_dir(sandboxed: bool) -> Path:
-    """A private run folder, in memory when sandboxed as root (see the module docstring)."""
-    scratch = MEMORY_SCRATCH if sandboxed and os.geteuid() == 0 else None
+    """A private run folder, in memory where a cgroup bounds the kernel's memory (see the module docstring)."""
+    scratch = MEMORY_SCRATCH if sandboxed and find_cgroups() is not None else None
     return Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=scratch))
 
 
@@ -412,9 +486,9 @@ def open_sandbox(sandboxed: bool, run_dir: Path, settings: ExecutionSettings, de
     """The sandbox for a kernel about to start in `run_dir` (call `close` when it stopped)."""
     if not sandboxed:
         return Unsandboxed()
-    if os.geteuid() != 0:
-        return UnprivilegedSandbox(run_dir, settings, device)
     roots = find_cgroups()
+    if os.geteuid() != 0:
+        return UnprivilegedSandbox(run_dir, settings, device, roots)
     if roots is None:
         raise RuntimeError("no cgroup memory and pids controllers")
     return KernelSandbox(run_dir, settings, device, roots)
