@@ -5,9 +5,12 @@ import asyncio
 import pytest
 import torch
 
-from grader.author.probe import probe_notebooks, with_candidate_seed
+from grader.author.probe import distance_table, probe_notebooks, with_candidate_seed
+from grader.author.proof import Case
+from grader.check.checks import CheckResult
 from grader.check.reference import reference_notebook
 from grader.config import load_assignment
+from grader.grade import GradeReport
 from grader.run.runs import GradeOptions, Runner
 
 from conftest import ROOT
@@ -53,6 +56,20 @@ def test_the_float64_probe_computes_the_task_s_own_data_and_start_in_float64(nam
     first, first64 = reference.captured.trace.losses[0], float64.captured.trace.losses[0]
     assert first64 == pytest.approx(first, rel=1e-6), "the same data: the first loss differs by rounding only"
     assert first64 != first, "computed in float64, not float32"
+
+
+def test_the_table_keeps_every_column_under_its_header():
+    def case(kind, name, distance, status="ok"):
+        checks = [CheckResult("probabilities", variant, "", 1, 1, "pass", closeness=[distance, 1e-4])
+                  for variant in ("public", "hidden")]
+        return Case(kind, name, None, report=GradeReport(name, name, status, checks=checks))
+
+    header, *rows = distance_table([case("reference", "reference solution", 0.0),
+                                    case("probe", "float64", 1.6e-5), case("mistake", "lr_0.01", 0.65)])
+    assert header.split() == ["answer", "probabilities", "(tol", "0.0001)", "probabilities[hidden]", "(tol", "0.0001)"]
+    assert rows[1].split() == ["prob", "float64", "1.6e-05", "ok", "1.6e-05", "ok"]
+    assert rows[2].split()[-2:] == ["0.65", "LOST"]
+    assert {len(line) for line in [header, *rows]} == {len(header)}, "each cell ends where its header ends"
 
 
 def test_a_candidate_seed_replaces_every_hidden_variant_by_one_mapping_the_public_seed():

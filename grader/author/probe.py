@@ -72,20 +72,23 @@ def distance_table(cases: list[Case]) -> list[str]:
     the header, the tolerance; `ok`/`LOST` says whether the check passed."""
     labels = list(dict.fromkeys(c.label for case in cases for c in case.report.checks if c.closeness))
     tolerance = {c.label: c.closeness[1] for case in cases for c in case.report.checks if c.closeness}
-    width = max(len(case.name) for case in cases) + 2
-    lines = ["".join([f"{'answer':<{width}}", *(f"{f'{label} (tol {tolerance[label]:.2g})':>34}" for label in labels)])]
-    for case in cases:
+    headers = [f"{label} (tol {tolerance[label]:.2g})" for label in labels]
+    widths = [max(len(header), 12) + 2 for header in headers]
+    names = [f"{case.kind[:4]} {case.name}" for case in cases]
+    first = max(map(len, names)) + 2
+    lines = [f"{'answer':<{first}}" + "".join(f"{h:>{w}}" for h, w in zip(headers, widths))]
+    for case, name in zip(cases, names):
         by_label = {c.label: c for c in case.report.checks}
         cells = []
-        for label in labels:
+        for label, width in zip(labels, widths):
             result = by_label.get(label)
             if result is None or not result.closeness:
-                cells.append(f"{'—' if result is None else result.status:>34}")
+                cells.append(f"{'—' if result is None else result.status:>{width}}")
                 continue
             verdict = "ok" if tolerance_ratio(result.closeness) <= 1 else "LOST"
-            cells.append(f"{f'{result.closeness[0]:.2g} {verdict}':>34}")
+            cells.append(f"{f'{result.closeness[0]:.2g} {verdict}':>{width}}")
         failed = "" if case.report.status == "ok" else f"  ({case.report.status}: {case.report.reason[:60]})"
-        lines.append(f"{f'{case.kind[:4]} {case.name}':<{width + 5}}"[: width + 5] + "".join(cells) + failed)
+        lines.append(f"{name:<{first}}" + "".join(cells) + failed)
     return lines
 
 
