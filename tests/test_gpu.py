@@ -161,6 +161,10 @@ class FakeKernels:
         self.grader = grader
         self.runs = Counter()
         grader.runner.run = self.run
+        grader.runner.run_all = self.run_all
+
+    async def run_all(self, submission):
+        return {v.name: await self.run(submission, v) for v in self.grader.assignment.variants}
 
     async def run(self, notebook, variant, initial_parameters=None, device=None):
         kernel = device or self.grader.options.device
