@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from grader import __version__
-from grader.config import list_assignments, load_assignment
+from grader.config import PUBLIC_VARIANT, list_assignments, load_assignment
 from grader.errors import GraderError, UsageError
 from grader.author.assign import assign, check_assigned
 from grader.author.new import scaffold
@@ -327,15 +327,27 @@ async def check_reference_command(args) -> int:
             continue
         report = cases[0].report  # the reference solution's own grade
         problems = [f"{case.kind} «{case.name}»: {problem}" for case in cases for problem in case.problems]
-        if args.record_golden and not problems:
-            record_golden(grader.assignment, grader.reference, options.device)
-        differences = compare_golden(grader.assignment, grader.reference, options.device)
-        environment = environment_label(options.device)
-        if differences is None:
-            golden = f"no golden values recorded for {environment} (add them with --record-golden)"
-        else:
-            problems += differences
-            golden = f"golden values for {environment} match" if not differences else "golden values differ"
+        goldens = []
+        for device in options.devices:  # with a GPU, the reference on the CPU and on the GPU
+            try:
+                captures = await grader.reference_on(device)
+            except GraderError as exc:
+                problems.append(f"the reference on {device}: {exc}")
+                continue
+            if args.record_golden and not problems:
+                record_golden(grader.assignment, captures, device)
+            differences = compare_golden(grader.assignment, captures, device)
+            environment = environment_label(device)
+            if device != "cpu" and captures[PUBLIC_VARIANT].computed_on() == "cpu":
+                goldens.append(f"the reference for {device} computes on the CPU (no cuda_form in assignment.toml), "
+                               f"so {device} submissions are compared with CPU values")
+            if differences is None:
+                goldens.append(f"no golden values recorded for {environment} (add them with --record-golden)")
+            else:
+                problems += differences
+                goldens.append(f"golden values for {environment} match" if not differences else
+                               f"golden values for {environment} differ")
+        golden = "; ".join(goldens)
         kinds = Counter(case.kind for case in cases)
         fairness = ("fairness not proven (--reference-only)" if args.reference_only else
                     f"fairness: {kinds['equivalent']} equivalent forms full marks, {kinds['mistake']} known mistakes "

@@ -92,6 +92,9 @@ class Assignment:
     manual: tuple[ManualQuestion, ...] = _setting((), "free-text questions graded by a TA")
     task: dict[str, object] = _setting(dict, "numbers the task states (epochs, lr, seed, ...): checks.py reads "
                                        "them with task(\"epochs\"), self-checks as $epochs")
+    cuda_form: str = _setting("", "equivalent form (forms.toml) that trains on the GPU: with a GPU, the reference "
+                              "for submissions whose training ran on CUDA (default: the reference solution, "
+                              "which computes on the GPU only where its code puts tensors there)")
 
     def title_in(self, lang: str) -> str:
         return (self.title_ko if lang == "ko" else "") or self.title or self.name

@@ -9,12 +9,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from nbformat import NotebookNode
+
 from grader.check.captured import Captured, ModuleInfo, NoCapture, Trace
 from grader.check.checks import (NOT_GRADED, Check, CheckResult, import_checks, load_checks, not_graded, run_check,
                                  said_by, settle, withhold)
 from grader.check.causes import trace_causes
 from grader.check.diagnose import diagnose, unchanged_by_hidden_data, unchanged_message
-from grader.check.forms import load_forms
+from grader.check.forms import form_notebook, load_forms
 from grader.check.replay import Replays
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.errors import CaptureError, ConfigError, InvalidSubmission, SubmissionError
@@ -53,6 +55,7 @@ class GradeReport:
     modules: dict = field(default_factory=dict)
     heatmap: dict = field(default_factory=dict)  # the assignment's opt-in matrix from the public run
     seconds: float = 0.0  # the public run's kernel time, waiting for a worker not counted
+    device: str = ""  # where the public run computed (cpu, cuda): its reference ran there too
     cached: bool = False  # reused from an earlier run of identical content
     content_hash: str = ""  # sha256 of the file's bytes: names its entry in the result cache
 
@@ -154,10 +157,11 @@ class AssignmentGrader:
             raise ConfigError(f"{assignment.template_path}: {exc}") from None
         self.runner = Runner(assignment, template, options)
         self.forms = load_forms(assignment)
-        self.reference: dict[str, Captured] = {}
+        self.reference_notebooks = self._reference_notebooks()
+        self.references: dict[str, asyncio.Future] = {}  # by device: the reference's captures per variant
+        self.reference: dict[str, Captured] = {}  # the reference on the grading run's device
         self.mistakes: dict[str, dict[str, RunOutcome]] = {}
-        self.replays = Replays(self.runner, reference_notebook(assignment),
-                               cache_folder(assignment, self.runner) / "replay")
+        self.replays = Replays(self.runner, self.reference_notebooks)
         answer_cells = {c.get("id"): c for c in template.cells if ANSWER in tags(c)}
         for question in assignment.manual:
             if question.cell not in answer_cells:
@@ -167,12 +171,32 @@ class AssignmentGrader:
         # Unsandboxed grades are never reused by a sandboxed run: student code was not contained.
         isolation = "sandboxed" if options.sandbox else "unsandboxed"
         self.results_cache = (options.cache_dir / "results" / assignment.name
-                              / f"{cache_folder(assignment, self.runner).name}-{isolation}")
+                              / f"{cache_folder(assignment, self.runner, options.device).name}-{isolation}")
+
+    def _reference_notebooks(self) -> dict[str, NotebookNode]:
+        """What runs as the reference on each device a submission may compute on: the
+        reference solution, or on a GPU the equivalent form `cuda_form` names."""
+        notebook = reference_notebook(self.assignment)
+        name = self.assignment.cuda_form
+        forms = {form.name: form for form in self.forms.equivalent}
+        if name and name not in forms:
+            raise ConfigError(f"{self.assignment.folder / 'assignment.toml'}: cuda_form {name!r} is not an "
+                              f"equivalent form in forms.toml (known: {', '.join(forms) or 'none'})")
+        return {device: form_notebook(notebook, forms[name]) if name and device != "cpu" else notebook
+                for device in self.options.devices}
 
     async def prepare(self) -> None:
         """Run (or read from the cache) the reference and the known mistakes, every variant."""
-        self.reference = await reference_captures(self.assignment, self.runner)
+        self.reference = await self.reference_on(self.options.device)
         self.mistakes = await mistake_outcomes(self.assignment, self.runner, self.forms.mistakes)
+
+    async def reference_on(self, device: str) -> dict[str, Captured]:
+        """The reference's captured values computed on `device` (`cpu`, `cuda`), per variant:
+        the grading run's device when prepared, another the first time a submission computed there."""
+        if device not in self.references:
+            self.references[device] = asyncio.ensure_future(
+                reference_captures(self.assignment, self.runner, device, self.reference_notebooks[device]))
+        return await asyncio.shield(self.references[device])
 
     @property
     def reference_losses(self) -> list[float]:
@@ -246,16 +270,21 @@ class AssignmentGrader:
             report.training = training_summary(public.captured.trace)
             report.modules = module_summaries(public.captured, self.assignment.capture)
             report.heatmap = student_heatmap(self.heatmap, public.captured) if self.heatmap else {}
-        compared_with = {}
+        references, compared_with = {}, {}
         for variant in self.assignment.variants:
             result = results[variant.name]
             student = result.captured or NoCapture(result.capture_error or "no values were read back")
-            expected = await self.replays.expected(variant, result.captured, self.reference[variant.name])
+            # Compared with the reference computed where this run computed (a GPU rounds otherwise).
+            device = result.captured.computed_on() if result.captured else self.options.device
+            if not variant.hidden:
+                report.device = device
+            references[variant.name] = (await self.reference_on(device))[variant.name]
+            expected = await self.replays.expected(variant, result.captured, references[variant.name], device)
             compared_with[variant.name] = expected
             values = {"student": student, "reference": expected, "run": result}
             report.checks += [run_check(c, variant.name, values) for c in self.checks if c.runs_on(variant.name)]
         settle(self.checks, report.checks)
-        unchanged = unchanged_by_hidden_data({n: r.captured for n, r in results.items()}, self.reference,
+        unchanged = unchanged_by_hidden_data({n: r.captured for n, r in results.items()}, references,
                                              self.assignment.capture)
         if unchanged:
             withhold(report.checks, unchanged_message(unchanged))  # also said as a note: the whole page's reason

@@ -1,9 +1,10 @@
 """`grader probe NAME`: how far answers land from the reference, before tolerances are chosen.
 
 What a TA otherwise measures by hand, with check-reference's own machinery: the declared
-equivalent forms and known mistakes, plus float64 (`torch.set_default_dtype` before the
-first cell that is not locked), one epoch fewer and one more (`range(epochs±1)`, from
-`[task] epochs`), each graded against the reference; for every value a check compares,
+equivalent forms and known mistakes, plus float64 (the reference solution computed in
+float64 from the same data and initial weights: grader/run/kernel/float64.py, run as its
+first cell), one epoch fewer and one more (`range(epochs±1)`, from `[task] epochs`), each
+graded against the reference; for every value a check compares,
 the largest difference found and the tolerance there. With `--seed N` the reference also
 runs with the public seed mapped to N: the checks that judge behaviour on their own (those
 not reading `reference`: still diverges, still a clean success) must still pass there, and
@@ -14,9 +15,13 @@ printed as comment lines, to paste into checks.py.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import inspect
 import json
+
+import nbformat
+from nbformat import NotebookNode
 
 from grader.author.proof import Case, proof_cases
 from grader.check.checks import load_checks
@@ -25,25 +30,23 @@ from grader.check.forms import Form, form_notebook
 from grader.check.reference import reference_notebook
 from grader.config import Assignment, Variant
 from grader.grade import AssignmentGrader, GradeReport
-from grader.run.notebook import LOCKED, tags
+from grader.run.kernel import kernel_code
 
 CANDIDATE = "candidate"
 
 
-def probe_forms(assignment: Assignment) -> list[Form]:
-    """float64 and ±1 epoch, as edits of the reference solution."""
+def probe_notebooks(assignment: Assignment) -> dict[str, NotebookNode]:
+    """float64 and ±1 epoch, as edits of the reference solution, by name."""
     reference = reference_notebook(assignment)
-    editable = [c.get("id") for c in reference.cells if c.cell_type == "code" and LOCKED not in tags(c)]
-    index = next(i for i, c in enumerate(reference.cells) if c.get("id") == editable[0])
-    before = reference.cells[index - 1].get("id") if index else None
-    forms = [Form("float64", add_after={before: "torch.set_default_dtype(torch.float64)"}) if before else
-             Form("float64", cells={editable[0]: "torch.set_default_dtype(torch.float64)\n"
-                                                 + reference.cells[index].source})]
+    float64 = nbformat.from_dict(copy.deepcopy(reference))
+    float64.cells.insert(0, nbformat.v4.new_code_cell(kernel_code("float64", "install", {})))
+    notebooks = {"float64": float64}
     epochs = assignment.task.get("epochs")
     if isinstance(epochs, int):
-        forms += [Form(f"{epochs + step} epochs", replace={f"range({epochs})": f"range({epochs + step})"})
-                  for step in (-1, 1)]
-    return forms
+        for step in (-1, 1):
+            name = f"{epochs + step} epochs"
+            notebooks[name] = form_notebook(reference, Form(name, replace={f"range({epochs})": f"range({epochs + step})"}))
+    return notebooks
 
 
 def with_candidate_seed(assignment: Assignment, seed: int) -> Assignment:
@@ -69,32 +72,35 @@ def distance_table(cases: list[Case]) -> list[str]:
     the header, the tolerance; `ok`/`LOST` says whether the check passed."""
     labels = list(dict.fromkeys(c.label for case in cases for c in case.report.checks if c.closeness))
     tolerance = {c.label: c.closeness[1] for case in cases for c in case.report.checks if c.closeness}
-    width = max(len(case.name) for case in cases) + 2
-    lines = ["".join([f"{'answer':<{width}}", *(f"{f'{label} (tol {tolerance[label]:.2g})':>34}" for label in labels)])]
-    for case in cases:
+    headers = [f"{label} (tol {tolerance[label]:.2g})" for label in labels]
+    widths = [max(len(header), 12) + 2 for header in headers]
+    names = [f"{case.kind[:4]} {case.name}" for case in cases]
+    first = max(map(len, names)) + 2
+    lines = [f"{'answer':<{first}}" + "".join(f"{h:>{w}}" for h, w in zip(headers, widths))]
+    for case, name in zip(cases, names):
         by_label = {c.label: c for c in case.report.checks}
         cells = []
-        for label in labels:
+        for label, width in zip(labels, widths):
             result = by_label.get(label)
             if result is None or not result.closeness:
-                cells.append(f"{'—' if result is None else result.status:>34}")
+                cells.append(f"{'—' if result is None else result.status:>{width}}")
                 continue
             verdict = "ok" if tolerance_ratio(result.closeness) <= 1 else "LOST"
-            cells.append(f"{f'{result.closeness[0]:.2g} {verdict}':>34}")
+            cells.append(f"{f'{result.closeness[0]:.2g} {verdict}':>{width}}")
         failed = "" if case.report.status == "ok" else f"  ({case.report.status}: {case.report.reason[:60]})"
-        lines.append(f"{f'{case.kind[:4]} {case.name}':<{width + 5}}"[: width + 5] + "".join(cells) + failed)
+        lines.append(f"{name:<{first}}" + "".join(cells) + failed)
     return lines
 
 
 async def probe(grader: AssignmentGrader, seed: int | None = None) -> list[str]:
     """The table (comment lines) for a prepared grader, and the candidate seed's verdict."""
     assignment = grader.assignment
-    reference = reference_notebook(assignment)
     cases = [case for case in proof_cases(grader) if case.kind in ("reference", "equivalent", "mistake")]
-    probes = [Case("probe", form.name, form_notebook(reference, form)) for form in probe_forms(assignment)]
+    probes = [Case("probe", name, notebook) for name, notebook in probe_notebooks(assignment).items()]
     await _grade(grader, cases + probes)
     lines = [f"# grader probe {assignment.name}: largest |got − expected| per compared value"]
     lines += [f"#   {line}" for line in distance_table(cases + probes)]
+    lines.append("#   (float64: the reference solution computed in float64, from the same data and initial weights)")
     if seed is not None:
         lines += await _candidate(assignment, grader, seed, probes[0])
     return lines

@@ -51,6 +51,7 @@ class OptimizerRecord:
     first_step: dict | None  # at the first step() call
     last: dict | None  # when the values were captured
     initial: list[torch.Tensor] | None = None  # its parameters when it was built (None: not copied)
+    devices: tuple[str, ...] = ()  # device types its parameters were on when it stepped (`cpu`, `cuda`)
 
     @property
     def lr(self) -> float | None:
@@ -103,11 +104,18 @@ def _trace_from(raw: dict, arrays: dict[str, np.ndarray]) -> Trace:
                                       dict(o["hyperparameters"]),
                                       dict(o["first_step"]) if o.get("first_step") else None,
                                       dict(o["last"]) if o.get("last") else None,
-                                      _starting_parameters(o.get("initial"), arrays))
+                                      _starting_parameters(o.get("initial"), arrays),
+                                      tuple(_device_types(o.get("devices", []))))
                       for o in raw["optimizers"]]
         return Trace(losses, int(raw["backward_calls"]), optimizers)
     except (KeyError, TypeError, ValueError, AttributeError, CaptureError) as exc:
         raise CaptureError(f"the training trace is malformed: {type(exc).__name__}") from None
+
+
+def _device_types(devices) -> list[str]:
+    if not isinstance(devices, list):
+        raise TypeError("devices")
+    return [str(d).partition(":")[0] for d in devices]
 
 
 def _starting_parameters(entries, arrays: dict[str, np.ndarray]) -> list[torch.Tensor] | None:
@@ -136,9 +144,8 @@ class Captured:
     def trace(self) -> Trace:
         return _trace_from(self.trace_record, self.arrays)
 
-    def devices(self) -> set[str]:
-        """The device types (`cpu`, `cuda`) the captured tensors were on, modules' weights
-        included: where the submission computed, to pick the reference run to compare with."""
+    def value_devices(self) -> set[str]:
+        """The device types (`cpu`, `cuda`) the captured tensors were on, modules' weights included."""
         def tensors(entry: dict):
             if entry.get("kind") == "tensor":
                 yield entry
@@ -146,6 +153,23 @@ class Captured:
                 yield from (e for e in entry.get(nested, {}).values() if isinstance(e, dict))
 
         return {str(t.get("device", "cpu")).partition(":")[0] for e in self.values.values() for t in tensors(e)}
+
+    def training_devices(self) -> set[str]:
+        """The device types the stepped optimizers' parameters were on when they stepped."""
+        if not self.trace_record:
+            return set()
+        return {d for o in self.trace.stepped() for d in o.devices}
+
+    def devices(self) -> set[str]:
+        """Every device type the kernel says it used: captured tensors and training."""
+        return self.value_devices() | self.training_devices()
+
+    def computed_on(self) -> str:
+        """Where the submission computed, to compare it with the reference run there: `cuda`
+        when its training stepped parameters on a GPU, or (nothing trained) when a captured
+        tensor is on one; else `cpu`. Training decides first: weights trained on the CPU and
+        moved to a GPU afterwards hold CPU results."""
+        return "cuda" if "cuda" in (self.training_devices() or self.value_devices()) else "cpu"
 
     def __contains__(self, name: str) -> bool:
         return self.values.get(name, {}).get("kind", "missing") != "missing"

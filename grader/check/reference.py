@@ -2,7 +2,8 @@
 engine, cached, and golden files.
 
 The cache key covers the assignment's files, the reference notebook, the grader's
-version, the torch version and the device, so a change in any of them re-runs it.
+version, the torch version and the device the reference ran on, so a change in any of
+them re-runs it.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def grader_files() -> dict[str, Path]:
     return {f"grader/{p.relative_to(package)}": p for p in package.rglob("*.py")}
 
 
-def cache_folder(assignment: Assignment, runner: Runner) -> Path:
-    key = hash_files(assignment.files_for_hash() | grader_files(),
-                     [__version__, environment_label(runner.options.device)])
+def cache_folder(assignment: Assignment, runner: Runner, device: str) -> Path:
+    """Where runs of the reference (and its edits) on `device` are cached."""
+    key = hash_files(assignment.files_for_hash() | grader_files(), [__version__, environment_label(device)])
     return runner.options.cache_dir / "reference" / assignment.name / key
 
 
@@ -71,17 +72,19 @@ def _outcome_of(prepared: PreparedNotebook, result: ExecutionResult) -> RunOutco
 
 
 async def cached_run(runner: Runner, notebook: NotebookNode, variant: Variant, folder: Path,
-                     initial_parameters: tuple[np.ndarray, ...] | None = None) -> RunOutcome:
-    """Run `notebook` on `variant` (from `initial_parameters`, for a replay), or read the
-    outcome cached in `folder`. Only outcomes that repeat are cached: a timeout, a kernel
-    that died (out of memory on a loaded machine) or a failed capture may not happen again."""
+                     initial_parameters: tuple[np.ndarray, ...] | None = None, device: str | None = None
+                     ) -> RunOutcome:
+    """Run `notebook` on `variant` (from `initial_parameters`, for a replay; on `device`, by
+    default the grading run's), or read the outcome cached in `folder`. Only outcomes that
+    repeat are cached: a timeout, a kernel that died (out of memory on a loaded machine) or
+    a failed capture may not happen again."""
     limit = runner.assignment.execution.max_capture_bytes
     record = folder / OUTCOME_FILE
     if record.is_file():
         data = json.loads(record.read_text(encoding="utf-8"))
         captured = load_captured(folder, limit) if data["captured"] else None
         return RunOutcome(captured, data["problems"], data["notes"], data["status"])
-    outcome = _outcome_of(*await runner.run(notebook, variant, initial_parameters))
+    outcome = _outcome_of(*await runner.run(notebook, variant, initial_parameters, device))
     if outcome.status in ("ok", "error") and all(p["kind"] == "error" for p in outcome.problems):
         folder.parent.mkdir(parents=True, exist_ok=True)
         build = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
@@ -104,13 +107,14 @@ def reference_notebook(assignment: Assignment) -> NotebookNode:
         raise ConfigError(f"{assignment.reference_notebook}: {exc}") from None
 
 
-async def reference_captures(assignment: Assignment, runner: Runner) -> dict[str, Captured]:
-    """The reference's captured values for every variant, from the cache or a fresh run."""
-    folder = cache_folder(assignment, runner) / "reference"
-    notebook = reference_notebook(assignment)
+async def reference_captures(assignment: Assignment, runner: Runner, device: str,
+                             notebook: NotebookNode) -> dict[str, Captured]:
+    """The reference's captured values for every variant computed on `device` (`notebook`:
+    the reference solution, or the form that trains on the GPU), cached or run fresh."""
+    folder = cache_folder(assignment, runner, device) / "reference"
     captures = {}
     for variant in assignment.variants:
-        outcome = await cached_run(runner, notebook, variant, folder / variant.name)
+        outcome = await cached_run(runner, notebook, variant, folder / variant.name, device=device)
         if outcome.notes and not variant.hidden:
             raise ConfigError(f"{assignment.reference_notebook} does not match the student notebook: "
                               + "; ".join(outcome.notes))
@@ -128,8 +132,10 @@ async def reference_captures(assignment: Assignment, runner: Runner) -> dict[str
 async def mistake_outcomes(assignment: Assignment, runner: Runner, mistakes: tuple[Mistake, ...]
                            ) -> dict[str, dict[str, RunOutcome]]:
     """Each known mistake run on every variant (cached with the reference): what a student
-    who made it gets, to recognise it in a submission."""
-    folder = cache_folder(assignment, runner) / "mistakes"
+    who made it gets, to recognise it in a submission. On the grading run's device only:
+    a match is judged far more loosely than a check (see `diagnose`), so a GPU's rounding
+    does not hide one."""
+    folder = cache_folder(assignment, runner, runner.options.device) / "mistakes"
     notebook = reference_notebook(assignment)
 
     async def one(mistake: Mistake) -> dict[str, RunOutcome]:

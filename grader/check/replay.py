@@ -5,7 +5,8 @@ number, starts training elsewhere than the reference, so its results differ from
 reference's although nothing is wrong. The kernel copies every optimizer's parameters
 when it is built; where the student's start differs from the reference's, the reference
 solution is run again from the student's start (same variant, same data), and that run
-is what the student's values are compared with. Replays are cached by the start's hash.
+is what the student's values are compared with, on the device the student computed on.
+Replays are cached by the start's hash.
 
 The start is the student kernel's claim, so it is only accepted when it could be a
 start: the same parameter shapes as the reference's, finite, and on the scale of the
@@ -24,7 +25,7 @@ from nbformat import NotebookNode
 
 from grader.check.captured import Captured, NoCapture
 from grader.check.checks import NotJudged
-from grader.check.reference import cached_run
+from grader.check.reference import cache_folder, cached_run
 from grader.config import Variant
 from grader.errors import CaptureError, ReferenceRunError
 from grader.run.runs import Runner
@@ -99,17 +100,17 @@ def start_to_replay(student: Captured | None, reference: Captured) -> list[torch
 
 
 class Replays:
-    """The reference solution re-run from students' starts, each start once per variant."""
+    """The reference solution re-run from students' starts, each start once per variant and device."""
 
-    def __init__(self, runner: Runner, reference: NotebookNode, folder: Path):
+    def __init__(self, runner: Runner, notebooks: dict[str, NotebookNode]):
         self.runner = runner
-        self.reference = reference
-        self.folder = folder
-        self.running: dict[str, asyncio.Task] = {}
+        self.notebooks = notebooks  # the reference notebook run on each device
+        self.running: dict[Path, asyncio.Task] = {}
 
-    async def expected(self, variant: Variant, student: Captured | None, reference: Captured
+    async def expected(self, variant: Variant, student: Captured | None, reference: Captured, device: str
                        ) -> Captured | Incomparable:
-        """What the student's values of `variant` are compared with."""
+        """What the student's values of `variant` are compared with; `reference`: the
+        reference's own run on `device`, the one the student computed on."""
         start = start_to_replay(student, reference)
         if start is None:
             return reference
@@ -118,10 +119,11 @@ class Replays:
         arrays = tuple(t.detach().cpu().numpy() for t in start)
         digest = hashlib.sha256(b"".join(a.tobytes() + str(a.shape).encode() for a in arrays)).hexdigest()[:24]
         key = f"{variant.name}-{digest}"
-        if key not in self.running:
-            self.running[key] = asyncio.ensure_future(
-                cached_run(self.runner, self.reference, variant, self.folder / key, arrays))
-        outcome = await asyncio.shield(self.running[key])
+        folder = cache_folder(self.runner.assignment, self.runner, device) / "replay" / key
+        if folder not in self.running:
+            self.running[folder] = asyncio.ensure_future(
+                cached_run(self.runner, self.notebooks[device], variant, folder, arrays, device))
+        outcome = await asyncio.shield(self.running[folder])
         if outcome.problems or outcome.captured is None:
             raise ReferenceRunError(f"the reference solution failed when re-run from this submission's starting "
                                     f"values (variant {variant.name!r}): {outcome.failure() or 'no values'}")

@@ -433,7 +433,11 @@ async def _capture(client, options, settings, capture_dir, result) -> None:
         "names": list(options.capture), "folder": str(capture_dir), "max_text_chars": 100_000})
     try:
         await run_grader_code(client, code, options.grader_code_timeout)
-        result.captured = load_captured(capture_dir, settings.max_capture_bytes)
+        captured = load_captured(capture_dir, settings.max_capture_bytes)
+        if "cuda" in captured.devices() and not options.device.startswith("cuda"):
+            # The kernel had no GPU (no device file, CUDA hidden): the claim is forged.
+            raise CaptureError("they say they were computed on a CUDA GPU, but this run had none")
+        result.captured = captured
     except (KernelCodeError, CaptureError) as exc:
         result.capture_error = f"the values could not be read back from the notebook: {exc}"
         if result.status == "ok":

@@ -27,6 +27,12 @@ class GradeOptions:
     force: bool = False  # re-grade even when a cached result for the same content exists
     sandbox: bool = True  # each kernel runs isolated (grader/run/sandbox.py); False only with --no-sandbox
 
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Where a submission may compute: with a GPU, on it or on the CPU; without one,
+        only on the CPU (a notebook's cuda is mapped there)."""
+        return ("cpu",) if self.device == "cpu" else ("cpu", self.device)
+
 
 class Runner:
     """Runs notebooks of one assignment, at most `workers` kernels at a time."""
@@ -48,18 +54,21 @@ class Runner:
         finally:
             self.slots.put_nowait(slot)
 
-    def _options(self, slot: int, variant: Variant,
-                 initial_parameters: tuple[np.ndarray, ...] | None = None) -> RunOptions:
-        return RunOptions(capture=self.assignment.capture, device=kernel_device(self.options.device, slot, self.gpus),
+    def _options(self, slot: int, variant: Variant, initial_parameters: tuple[np.ndarray, ...] | None = None,
+                 device: str | None = None) -> RunOptions:
+        return RunOptions(capture=self.assignment.capture,
+                          device=kernel_device(device or self.options.device, slot, self.gpus),
                           public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir,
                           sandbox=self.options.sandbox, seed_map=dict(variant.seeds),
                           initial_parameters=initial_parameters)
 
     async def run(self, submission: NotebookNode, variant: Variant,
-                  initial_parameters: tuple[np.ndarray, ...] | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
-        """One variant; with `initial_parameters`, training starts from them (a replay)."""
+                  initial_parameters: tuple[np.ndarray, ...] | None = None,
+                  device: str | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
+        """One variant; with `initial_parameters`, training starts from them (a replay); on
+        `device` (`cpu`, `cuda`), by default the grading run's."""
         async with self._slot() as slot:
-            return await self._run_on(self._options(slot, variant, initial_parameters), submission, variant)
+            return await self._run_on(self._options(slot, variant, initial_parameters, device), submission, variant)
 
     async def _run_on(self, options: RunOptions, submission: NotebookNode, variant: Variant,
                       kernel: StartedKernel | None = None) -> tuple[PreparedNotebook, ExecutionResult]:

@@ -109,7 +109,8 @@ def _record_training(torch, state, max_losses, max_snapshot_elements, initial_pa
     optimizers are seen through `Optimizer.__init__` (every subclass calls it) and
     torch's global step hook. Each optimizer's parameters are copied when it is built, so
     the grader knows where training started; a replay (`initial_parameters`, a file of
-    arrays) sets them instead, in the first optimizer built.
+    arrays) sets them instead, in the first optimizer built. Each step records the device
+    its parameters are on: where the training computed.
     """
     import weakref
 
@@ -139,7 +140,7 @@ def _record_training(torch, state, max_losses, max_snapshot_elements, initial_pa
         try:
             record = {"class": type(optimizer).__name__, "steps": 0,
                       "parameters": sum(p.numel() for g in optimizer.param_groups for p in g["params"]),
-                      "hyperparameters": _hyperparameters(optimizer), "first_step": None}
+                      "hyperparameters": _hyperparameters(optimizer), "first_step": None, "devices": []}
             state.optimizers.append([weakref.ref(optimizer), record, _snapshot(state, optimizer)])
         except Exception:
             pass
@@ -152,6 +153,9 @@ def _record_training(torch, state, max_losses, max_snapshot_elements, initial_pa
                 record["steps"] += 1
                 if record["first_step"] is None:
                     record["first_step"] = _hyperparameters(optimizer)
+                device = next((p.device.type for g in optimizer.param_groups for p in g["params"]), None)
+                if device is not None and device not in record["devices"]:
+                    record["devices"].append(device)
                 return
 
     from torch.optim.optimizer import register_optimizer_step_post_hook
