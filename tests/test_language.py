@@ -1,6 +1,7 @@
-"""A Korean page says everything in Korean: every known mistake, the untouched notebook and a
-few broken notebooks of each assignment are graded, and their Korean feedback pages may hold
-English only inside code (the student's own code, tracebacks, names)."""
+"""A Korean page says everything in Korean: the reference, every known mistake, the bundled
+samples, the untouched notebook and a few broken notebooks of every assignment are graded, and
+their Korean feedback pages may hold English only inside code (the student's own code,
+tracebacks, names)."""
 
 import html
 import re
@@ -9,6 +10,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
+from grader.check.checks import load_checks
 from grader.check.forms import form_notebook, load_forms
 from grader.check.reference import reference_notebook
 from grader.config import load_assignment
@@ -56,11 +58,29 @@ def broken_notebooks(assignment: str) -> dict[str, nbformat.NotebookNode]:
     return {"untouched": untouched, "raising": raising, "empty": empty}
 
 
-@pytest.mark.parametrize("name", ["regression_ab", "poly_lr", "abcde"])
+ASSIGNMENTS = sorted(p.parent.name for p in (ROOT / "assignments").glob("*/assignment.toml"))
+
+
+def test_every_assignment_is_covered():
+    assert {"regression_ab", "poly_lr", "abcde", "rnn_abacad"} <= set(ASSIGNMENTS)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_every_title_and_check_description_has_its_korean(name):
+    """Descriptions too short for the sentence detector ("sizes") must be translated as well."""
+    assignment = load_assignment(ROOT, name)
+    assert assignment.title_ko, f"{name}: assignment.toml has no title_ko"
+    untranslated = [c.name for c in load_checks(assignment) if not c.description_ko]
+    assert not untranslated, f"{name}: checks without ko=: {untranslated}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_korean_pages_hold_no_untranslated_sentence(name, grade):
     assignment = load_assignment(ROOT, name)
     reference = reference_notebook(assignment)
-    submissions = {m.name: form_notebook(reference, m) for m in load_forms(assignment).mistakes}
+    submissions = {"reference": reference}
+    submissions |= {m.name: form_notebook(reference, m) for m in load_forms(assignment).mistakes}
+    submissions |= {p.stem: p for p in sorted((ROOT / "submissions" / name).glob("*.ipynb"))}
     submissions |= broken_notebooks(name)
     reports = grade(name, submissions)
     english = {}
