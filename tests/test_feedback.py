@@ -244,7 +244,7 @@ def test_the_summary_groups_students_by_diagnosed_cause():
     reports = [report(student=s, checks=failed, diagnoses=[diagnosed]) for s in ("ann", "bob")]
     reports.append(report(student="cy", checks=failed))
     assert cause_groups(reports, "en") == [("no zero_grad", ["ann", "bob"])]
-    assert [students for _, _, students in failure_groups(reports)] == [["cy"]]
+    assert [students for _, _, students in failure_groups(reports, EN)] == [["cy"]]
 
 
 def test_a_curve_that_turns_nan_early_is_not_squeezed_into_the_axis_start():

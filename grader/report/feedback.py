@@ -84,7 +84,7 @@ def trim_traceback(traceback: str, text: Text) -> str:
     return "\n".join(out + [last])
 
 
-def _problem_text(problem: dict, text: Text) -> str:
+def problem_text(problem: dict, text: Text) -> str:
     fields = {"cell": problem["cell_index"] + 1, "first_line": problem["first_line"],
               "ename": problem["ename"], "evalue": problem["evalue"]}
     return text(f"problem_{problem['kind']}", **fields)
@@ -174,7 +174,7 @@ def score_blocks(report: GradeReport, text: Text) -> list[Block]:
 
 def problem_blocks(problem: dict, text: Text) -> list[Block]:
     """One cell's error or timeout, with the student's own traceback."""
-    blocks: list[Block] = [Paragraph(_problem_text(problem, text))]
+    blocks: list[Block] = [Paragraph(problem_text(problem, text))]
     if problem.get("traceback"):
         blocks.append(Code(trim_traceback(problem["traceback"], text)))
     return blocks

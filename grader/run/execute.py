@@ -295,13 +295,16 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         deadline = started + settings.notebook_timeout
         await _run_cells(client, nb, settings, deadline, result)
         if any(p.kind == "dead-kernel" for p in result.problems):
-            result.capture_error = "no values could be read back: the kernel died"
+            result.capture_error = say("no values could be read back: the kernel died",
+                                       "커널이 죽어서 값을 하나도 읽어 오지 못했습니다")
         else:
             await _capture(client, options, settings, capture_dir, result)
     except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:
         # Nothing of the student's has run yet: this is the grading side's failure.
         result.status = "grader-error"
-        result.capture_error = f"the kernel could not be started or prepared: {exc}{_log_tail(run_dir / 'kernel.log')}"
+        detail = f"{exc}{_log_tail(run_dir / 'kernel.log')}"
+        result.capture_error = say(f"the kernel could not be started or prepared: {detail}",
+                                   f"커널을 시작하거나 준비하지 못했습니다: {detail}")
     finally:
         await _clean_up(km, client, sandbox, run_dir, result)
         result.notes += client.cut_notes
@@ -391,7 +394,8 @@ async def _capture(client, options, settings, capture_dir, result) -> None:
         await run_grader_code(client, code, options.grader_code_timeout)
         result.captured = load_captured(capture_dir, settings.max_capture_bytes)
     except (KernelCodeError, CaptureError) as exc:
-        result.capture_error = f"the values could not be read back from the notebook: {exc}"
+        result.capture_error = say(f"the values could not be read back from the notebook: {exc}",
+                                   f"노트북의 값을 읽어 오지 못했습니다: {exc}")
         if result.status == "ok":
             result.status = "error"
 
