@@ -189,6 +189,21 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "ko": "`{name}`의 shape이 {got}입니다. {expected}이어야 합니다"},
     "selfcheck_nonfinite": {"en": "`{name}` contains nan or inf: did training diverge?",
                             "ko": "`{name}`에 nan 또는 inf가 있습니다. 학습이 발산했나요?"},
+    "selfcheck_unwritten": {"en": "the answer cell «{cell}» is still empty or as handed out in {path}, the notebook "
+                                  "as last saved: write your answer there, save the notebook (Ctrl+S), then run this "
+                                  "check again",
+                            "ko": "마지막으로 저장된 노트북({path})에서 «{cell}» 답안 셀이 아직 비어 있거나 처음 그대로입니다. "
+                                  "답을 쓰고 노트북을 저장(Ctrl+S)한 뒤 이 점검을 다시 실행하세요"},
+    "selfcheck_cell_gone": {"en": "the answer cell «{cell}» is not in {path}, the notebook as last saved (deleted, or "
+                                  "replaced by a new cell?): write your answer in the cell handed out, save, then run "
+                                  "this check again",
+                            "ko": "마지막으로 저장된 노트북({path})에 «{cell}» 답안 셀이 없습니다 (지웠거나 새 셀로 "
+                                  "바꾸었나요?). 처음 받은 그 셀에 답을 쓰고 저장한 뒤 이 점검을 다시 실행하세요"},
+    "selfcheck_no_notebook": {"en": "this check reads your answers from the saved notebook file, which it cannot find "
+                                    "from here (Colab?): check by hand that the cell «{cell}» now holds your answer, "
+                                    "and save the notebook (Ctrl+S)",
+                              "ko": "이 점검은 저장된 노트북 파일에서 답을 읽는데, 여기서는 그 파일을 찾지 못했습니다 "
+                                    "(Colab인가요?). «{cell}» 셀에 답을 썼는지 직접 확인하고 노트북을 저장(Ctrl+S)하세요"},
 }
 
 
