@@ -236,6 +236,17 @@ def test_a_cause_read_from_the_trace_comes_before_the_symptoms_each_said_once():
     assert html.count("failed only when re-run with other data") == 1, "one text, with every check that says it"
 
 
+def test_a_check_not_graded_for_one_reason_says_not_graded_once():
+    from grader.check.checks import not_graded
+    from grader.said import say
+    skipped = CheckResult("final_loss", "public", "the loss matches", 0, 1, "not-judged", description_ko="손실")
+    skipped.tell(not_graded(say("the model differs", "모델이 다릅니다")))
+    for text, said in ((EN, "Not graded, for one reason: the model differs: **the loss matches**"),
+                       (KO, "다음 이유 하나로 채점하지 않은 항목: 모델이 다릅니다: **손실**")):
+        markdown, _, _ = render(report(checks=[skipped]), text)
+        assert said in markdown
+
+
 def test_the_summary_groups_students_by_diagnosed_cause():
     from grader.report.summary import cause_groups, failure_groups
 

@@ -112,7 +112,7 @@ def sizes(student):
         raise AssertionError(joined(problems))
 
 
-@check(points=1, requires=["parameters"], ko="Adam, lr 0.1로 200 에폭 학습했습니다")
+@check(points=1, requires=["parameters"], ko="Adam, 학습률 lr=0.1로 200 에폭 학습했습니다")
 def training(student):
     """training ran Adam with lr 0.1 for 200 epochs"""
     assert_trained(student.trace, optimizer="Adam", lr=LR, steps=EPOCHS,

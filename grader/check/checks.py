@@ -167,8 +167,8 @@ class CheckResult:
 
 HIDDEN_FAILURE = say("your notebook failed only when re-run with other data (a hidden variant): does it depend on "
                      "the exact numbers of this data?",
-                     "다른 데이터로 다시 실행했을 때(숨겨진 데이터)만 결과가 정답과 달랐습니다. 이 데이터의 "
-                     "정확한 숫자에 의존하는 코드가 있지 않은지 확인하세요.")
+                     "다른 데이터로 다시 실행했을 때(숨겨진 데이터)만 결과가 정답과 달랐습니다. 코드가 이 데이터의 "
+                     "특정한 숫자에 맞춰져 있지 않은지 확인하세요.")
 # Messages about a hidden run's values may carry text its kernel chose (a type name, an
 # exception message), so a hidden variant's feedback never quotes them.
 HIDDEN_UNREADABLE = say("when your notebook was re-run with other data (a hidden variant), its values could not be "

@@ -53,7 +53,7 @@ def output_names(reports: list[GradeReport]) -> dict[str, str]:
         if name.casefold() in taken:  # also on case-insensitive file systems
             name = safe_name(f"{wanted}~{hashlib.sha256(r.file.encode('utf-8', 'replace')).hexdigest()[:8]}")
             r.note(say(f"another file's outputs would have the same name, so this file's are named `{name}`",
-                       f"다른 파일의 결과와 이름이 겹쳐서 이 파일의 결과는 `{name}`(으)로 저장했습니다"))
+                       f"다른 파일의 결과와 이름이 겹쳐서 이 파일의 결과는 다른 이름으로 저장했습니다: `{name}`"))
         taken.add(name.casefold())
         names[r.file] = name
     return names
