@@ -1,7 +1,7 @@
 """Fixed text of feedback, summary and release, in Korean and English.
 
-Check descriptions (checks.py docstrings) and check messages stay as their authors wrote
-them; everything the grader itself says goes through `Text`. The language comes from
+Check descriptions and messages come in both languages from checks.py (`ko=`, `say(en, ko)`);
+everything else the grader itself says goes through `Text` or `say`. The language comes from
 `--lang`, else the course's `course.toml` (`lang = "ko"`), else English.
 """
 
