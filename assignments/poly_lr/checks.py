@@ -111,7 +111,7 @@ def loss_curve(student, reference):
 
 # nan weights and predictions count only where the loss trace shows the divergence that made them.
 @check(points=1, variants="all", requires=["divergence", "loss_curve"],
-       ko="마지막 weight와 bias가 참고 답안의 값과 같습니다 (참고 답안이 nan인 곳은 nan)")
+       ko="마지막 가중치(weight)와 편향(bias)이 참고 답안의 값과 같습니다 (참고 답안이 nan인 곳은 nan)")
 def parameters(student, reference):
     """the final weight and bias match the reference solution's (nan where they are nan)"""
     net = student["net"]
