@@ -163,10 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     exported(canvas, "canvas_import.csv")
     exported(lms.add_parser("lms", help="student_id,score with ids mapped through --roster"), "lms_roster.csv")
 
-    one = commands.add_parser("grade-one", help=argparse.SUPPRESS)  # a cluster worker's task
-    one.add_argument("assignment")
-    one.add_argument("filename", help="the submission's file name; its bytes come on stdin")
-    common(one)
+    common(commands.add_parser("grade-worker", help=argparse.SUPPRESS))  # a cluster worker's grading process
     return parser
 
 
@@ -281,16 +278,35 @@ async def grade_course_command(args) -> int:
     return EXIT_OK
 
 
-async def grade_one_command(args) -> int:
-    """Grade a notebook given on stdin and print its report as JSON (a cluster task)."""
+async def grade_worker_command(args) -> int:
+    """Grade the notebooks sent on stdin until it closes, one JSON report per line on
+    stdout: a cluster worker's grading process (grader/distributed.py), which keeps its
+    kernel parent and its prepared assignments from one task to the next."""
+    from grader.distributed import read_request, stop_when_orphaned
+
+    orphaned = asyncio.create_task(stop_when_orphaned(os.getppid()))
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # whatever else prints goes to stderr, never into a reply
     options = await options_from(args)
-    grader = AssignmentGrader(load_assignment(args.course, args.assignment), options)
-    await grader.prepare()
-    with tempfile.TemporaryDirectory(prefix="grader-one-") as folder:
-        path = Path(folder) / Path(args.filename).name
-        path.write_bytes(sys.stdin.buffer.read())
-        report = await grader.grade_file(path, path.parent)
-    print(json.dumps(report.to_json()))
+    graders: dict[str, AssignmentGrader] = {}
+    loop = asyncio.get_running_loop()
+    while (request := await loop.run_in_executor(None, read_request, sys.stdin.buffer)) is not None:
+        header, data = request
+        try:
+            grader = graders.get(header["assignment"])
+            if grader is None:
+                grader = AssignmentGrader(load_assignment(args.course, header["assignment"]), options)
+                await grader.prepare()
+                graders[header["assignment"]] = grader
+            with tempfile.TemporaryDirectory(prefix="grader-task-") as folder:
+                path = Path(folder) / Path(header["filename"]).name
+                path.write_bytes(data)
+                answer = (await grader.grade_file(path, path.parent)).to_json()
+        except GraderError as exc:
+            answer = {"grader_error": str(exc)}
+        replies.write(json.dumps(answer) + "\n")
+        replies.flush()
+    orphaned.cancel()
     return EXIT_OK
 
 
@@ -453,7 +469,7 @@ async def export_command(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-one": grade_one_command,
+COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade-worker": grade_worker_command,
             "check-reference": check_reference_command, "assign": assign_command, "new": new_command, "probe": probe_command,
             "release": release_command,
             "gradescope-autograder": gradescope_autograder_command, "gradescope-run": gradescope_run_command,

@@ -374,7 +374,7 @@ def test_captured_text_and_widgets_stay_bounded(batch):
 
 def test_a_diverging_loss_curve_is_still_drawn(batch):
     feedback = batch.feedback("loss_overflow.ipynb")
-    assert "loss_overflow.loss.png" in feedback and "Losses beyond ±1e+100 are drawn at ±1e+100" in feedback
+    assert "loss_overflow.loss.svg" in feedback and "Losses beyond ±1e+100 are drawn at ±1e+100" in feedback
 
 
 def test_the_machine_is_clean_afterwards(batch):

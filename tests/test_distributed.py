@@ -1,6 +1,7 @@
 """Grading through a real Dask scheduler and two workers on 127.0.0.1 gives the same gradebook."""
 
 import csv
+import json
 import shutil
 import socket
 import subprocess
@@ -75,6 +76,59 @@ def test_cluster_grades_match_local_grades(tmp_path, cluster):
     with distributed.Client(cluster, timeout=30) as client:
         prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
     assert "run_grade_task" in prefixes, "the notebooks were graded by the cluster's workers"
+    with distributed.Client(cluster, timeout=30) as client:
+        started = client.run(lambda: __import__("grader.distributed").distributed.POOL.started)
+    assert set(started.values()) <= {0, 1} and sum(started.values()) >= 1, \
+        f"one grading process per worker, kept across its tasks: {started}"
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    from grader import distributed as module
+
+    pool = module.Pool()
+    monkeypatch.setattr(module, "POOL", pool)
+    yield pool
+    pool.stop_all()
+
+
+def task(name: str, cache_dir: Path, timeout: float = 600.0) -> dict:
+    from grader.distributed import run_grade_task
+
+    return json.loads(run_grade_task(str(ROOT), "regression_ab", f"{name}.ipynb", (SAMPLES / f"{name}.ipynb").read_bytes(),
+                                     "cpu", str(cache_dir), timeout, True))
+
+
+def only_process(pool):
+    [processes] = pool.idle.values()
+    [process] = processes
+    return process
+
+
+def test_a_workers_grading_process_is_kept_across_tasks_and_replaced_when_gone(pool, cache_dir, monkeypatch):
+    from grader import distributed as module
+
+    assert task("correct_matmul", cache_dir)["score"] == 10
+    first = only_process(pool)
+    assert task("wrong_no_zero_grad", cache_dir)["score"] < 10
+    assert only_process(pool) is first and pool.started == 1, "the second task reused the first one's process"
+
+    first.process.kill()
+    first.process.wait()
+    assert task("correct_matmul", cache_dir)["score"] == 10
+    assert pool.started == 2 and not first.alive()
+
+    stamp = module._environment_stamp()
+    monkeypatch.setattr(module, "_environment_stamp", lambda: (*stamp, "the grader's code changed"))
+    second = only_process(pool)
+    assert task("correct_matmul", cache_dir)["score"] == 10
+    assert pool.started == 3 and not second.alive(), "a process with older code is stopped, not reused"
+
+
+def test_a_task_past_its_time_is_a_grader_error_and_its_process_is_stopped(pool, cache_dir):
+    answer = task("correct_matmul", cache_dir, timeout=0.5)  # the process cannot even start in time
+    assert answer == {"grader_error": "the worker's grading process ran past 0.5 s"}
+    assert not pool.idle and pool.started == 1
 
 
 def test_unreachable_scheduler_is_one_clear_line(tmp_path):

@@ -212,3 +212,60 @@ def test_training_starts_are_recorded_and_a_replay_sets_them():
     # One SGD step from the given start: w - 0.1 * x, b - 0.1.
     assert torch.allclose(replayed["net"].state_dict["weight"], torch.tensor([[0.9, 1.9]]))
     assert torch.allclose(replayed["net"].state_dict["bias"], torch.tensor([2.9]))
+
+
+def test_the_next_variants_kernel_starts_during_a_run_but_runs_nothing_until_it_ended(monkeypatch, tmp_path):
+    """Public first, hidden after: the hidden run's kernel is started while the public run
+    executes (start-up off the critical path), and is given the notebook only once the
+    public kernel is stopped; a kernel started for nothing is stopped too."""
+    from grader.config import load_assignment
+    from grader.run import runs
+    from grader.run.execute import StartedKernel
+    from grader.run.notebook import read_notebook
+
+    events = []
+    original_start, original_run, original_close = runs.start_kernel, runs.run_notebook, StartedKernel.close
+
+    async def start_kernel(settings, options):
+        events.append(("start", bool(options.seed_map)))
+        return await original_start(settings, options)
+
+    async def run_notebook(nb, settings, options, kernel=None):
+        events.append(("run", bool(options.seed_map), "given a started kernel" if kernel else "starts its own"))
+        result = await original_run(nb, settings, options, kernel)
+        events.append(("ran", bool(options.seed_map)))
+        return result
+
+    async def close(kernel, result=None):
+        events.append(("stopped", kernel.run_dir.name))
+        await original_close(kernel, result)
+
+    monkeypatch.setattr(runs, "start_kernel", start_kernel)
+    monkeypatch.setattr(runs, "run_notebook", run_notebook)
+    monkeypatch.setattr(StartedKernel, "close", close)
+    root = Path(__file__).resolve().parent.parent
+    assignment = load_assignment(root, "regression_ab")
+    template = read_notebook(assignment.template_path, assignment.execution.max_notebook_bytes)
+    runner = runs.Runner(assignment, template, runs.GradeOptions(device="cpu", cache_dir=tmp_path, workers=1))
+    reference = read_notebook(assignment.reference_notebook, assignment.execution.max_notebook_bytes)
+
+    results = asyncio.run(runner.run_all(reference))
+    assert [r.status for _, r in results.values()] == ["ok", "ok"]
+    public, hidden = [name for kind, *name in events if kind == "stopped"]
+    order = [e if e[0] != "stopped" else ("stopped",) for e in events]
+    assert order == [("run", False, "starts its own"), ("start", True), ("stopped",), ("ran", False),
+                     ("run", True, "given a started kernel"), ("stopped",), ("ran", True)], events
+    assert public != hidden
+
+    async def interrupted():
+        task = asyncio.create_task(runner.run_all(reference))
+        while not any(e == ("start", True) for e in events):
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    events.clear()
+    asyncio.run(interrupted())
+    assert sum(e[0] == "stopped" for e in events) == 2, f"both kernels stopped: {events}"
+    assert our_kernels() == []

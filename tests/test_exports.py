@@ -93,7 +93,7 @@ def test_summary_page_has_histogram_pass_rates_trouble_and_settings():
     names = {r.file: r.student for r in reports}
     title, blocks = summary_page(load_assignment(ROOT, "regression_ab"), reports, SETTINGS, names, EN)
     page = to_html(title, blocks, "en")
-    assert page.count('src="data:image/png;base64,') == 1, "the score histogram"
+    assert page.count('<svg xmlns=') == 1, "the score histogram"
     assert "3 submission file(s); mean 2.00 / 6, median 0" in page
     assert "1/3 (33%)</td>" in page, "parameters passed by 1 of 3"
     assert 'href="feedback/eve.html">eve</a></td><td>error (a cell raised an error)</td>' in page
@@ -198,5 +198,5 @@ def test_summary_names_causes_first_then_flags_submissions_to_review():
 
 
 def test_full_marks_fall_in_the_histograms_last_bin():
-    from grader.report.plots import histogram_png
-    assert histogram_png([10.0] * 3, 10.0, EN) != histogram_png([], 10.0, EN), "full marks are drawn"
+    from grader.report.plots import histogram_svg
+    assert histogram_svg([10.0] * 3, 10.0, EN) != histogram_svg([], 10.0, EN), "full marks are drawn"

@@ -58,8 +58,8 @@ def render(r: GradeReport, text=EN, reference=(1.0, 0.5)) -> tuple[str, str, dic
     images = {}
 
     def image_path(image):
-        images[image.name] = image.png
-        return f"{r.student}.{image.name}.png"
+        images[image.name] = image.svg
+        return f"{r.student}.{image.name}.svg"
 
     return to_markdown(title, blocks, image_path), to_html(title, blocks, text.lang), images
 
@@ -76,9 +76,9 @@ def test_failed_checks_say_expected_vs_got_but_hidden_ones_never_show_values():
 
 def test_loss_curve_is_embedded_in_html_and_linked_from_markdown():
     markdown, page, images = render(report())
-    assert set(images) == {"loss"} and images["loss"].startswith(b"\x89PNG")
-    assert "![Loss curve](alice.loss.png)" in markdown
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 1, "the page must carry its image"
+    assert set(images) == {"loss"} and images["loss"].startswith("<svg ")
+    assert "![Loss curve](alice.loss.svg)" in markdown
+    assert len(re.findall(r'<svg xmlns="http://www.w3.org/2000/svg"', page)) == 1, "the page must carry its image"
     assert "the loss first became inf at epoch 34" in markdown and "nan at epoch 72" in markdown
     assert "logarithmic" in markdown
 
@@ -200,8 +200,9 @@ def test_heatmap_hook_gives_the_students_matrix_as_data():
     assert np.allclose(data["values"][0], [0.1, 0.9, 0.0])
     assert student_heatmap(hook, Captured(values={})) == {}, "a missing value gives no heat map, not a crash"
     assert student_heatmap(hook, probability_capture([1.0, 2.0])) == {}, "a 1-D value is not a heat map"
+    assert student_heatmap(hook, probability_capture(np.zeros((0, 3)))) == {}, "nothing to show"
     _, blocks = feedback_page(report(heatmap=data), assignment(), [], EN)
-    assert [b.name for b in blocks if hasattr(b, "png")] == ["loss", "heatmap"]
+    assert [b.name for b in blocks if hasattr(b, "svg")] == ["loss", "heatmap"]
 
 
 def test_heatmap_declarations_are_checked():

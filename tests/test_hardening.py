@@ -29,7 +29,7 @@ from grader.fsutil import UnsafeFile, read_regular_file, remove_tree, safe_name,
 from grader.grade import AssignmentGrader, GradeReport, student_id
 from grader.report.feedback import number_text
 from grader.report.i18n import Text
-from grader.report.plots import loss_curve_png, y_scale
+from grader.report.plots import loss_curve_svg, y_scale
 from grader.report.summary import RunSettings
 from grader.report.write import output_names, strict_json, write_reports
 from grader.run.notebook import read_notebook_bytes
@@ -86,8 +86,8 @@ def test_safe_names_are_one_harmless_path_component(name, safe):
 def test_long_names_are_cut_to_leave_room_for_suffixes_and_temporary_files(tmp_path):
     name = safe_name("가" * 80)
     assert len(name.encode()) <= 120 and name != safe_name("가" * 81)
-    write_atomic(tmp_path / f"{'가' * 80}.loss.png", "x")  # 249 bytes: its temporary name must still fit
-    assert (tmp_path / f"{'가' * 80}.loss.png").read_text() == "x"
+    write_atomic(tmp_path / f"{'가' * 80}.loss.svg", "x")  # 249 bytes: its temporary name must still fit
+    assert (tmp_path / f"{'가' * 80}.loss.svg").read_text() == "x"
 
 
 def test_student_ids_from_odd_file_names(tmp_path):
@@ -125,7 +125,7 @@ def test_results_json_is_strict():
 def test_a_loss_curve_from_zero_to_the_largest_double_is_drawn():
     losses = [0.5] * 30 + [0.0, 1.7e308, math.nan]
     assert y_scale(np.asarray(losses)) == "symlog"
-    assert loss_curve_png(losses, [1.0, 0.5], Text("en")).startswith(b"\x89PNG")
+    assert loss_curve_svg(losses, [1.0, 0.5], Text("en")).startswith("<svg ")
 
 
 def test_an_integer_learning_rate_too_large_for_a_float_is_formatted():

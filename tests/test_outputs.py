@@ -35,9 +35,9 @@ def test_grading_writes_feedback_with_plots_summary_and_exports(tmp_path, cache_
         markdown = (out / "feedback" / f"{student}.md").read_text()
         assert '<html lang="ko">' in page, "course.toml makes Korean the default"
         trained = student == "correct_matmul"
-        assert page.count("data:image/png;base64,") == int(trained)
-        assert (f"![손실 곡선]({student}.loss.png)" in markdown) is trained
-        assert (out / "feedback" / f"{student}.loss.png").is_file() is trained
+        assert page.count("<svg xmlns=") == int(trained)
+        assert (f"![손실 곡선]({student}.loss.svg)" in markdown) is trained
+        assert (out / "feedback" / f"{student}.loss.svg").is_file() is trained
         results = json.loads((out / "gradescope" / student / "results.json").read_text())
         assert {t["visibility"] for t in results["tests"]} == {"visible", "after_published"}
     notebooks = sorted(p.name for p in (out / "feedback").glob("*.ipynb"))
@@ -47,7 +47,7 @@ def test_grading_writes_feedback_with_plots_summary_and_exports(tmp_path, cache_
     assert "NameError" in "".join(annotated["cells"][feedback[1]]["source"])
     assert annotated["cells"][feedback[1] - 1]["id"] == "training", "it follows the cell that raised it"
     summary = (out / "summary.html").read_text()
-    assert summary.count("data:image/png;base64,") == 1 and 'href="feedback/error_name_error.html"' in summary
+    assert summary.count("<svg xmlns=") == 1 and 'href="feedback/error_name_error.html"' in summary
     rows = list(csv.reader((out / "lms.csv").open(encoding="utf-8-sig")))
     assert rows == [["student_id", "score"], ["correct_matmul", "10"], ["error_name_error", "0"],
                     ["invalid_not_a_notebook", "0"]]

@@ -84,7 +84,7 @@ def student_heatmap(hook: HeatmapHook, student) -> dict:
         labels = tuple(map(str, labels))
     except Exception:
         return {}
-    if matrix.ndim != 2 or matrix.size > MAX_CELLS:
+    if matrix.ndim != 2 or not 0 < matrix.size <= MAX_CELLS:  # an empty one would be stored as a 1-D []
         return {}
     rows = list(hook.rows) if len(hook.rows) == matrix.shape[0] else [str(i) for i in range(matrix.shape[0])]
     columns = list(labels) if len(labels) == matrix.shape[1] else [str(j) for j in range(matrix.shape[1])]

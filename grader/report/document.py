@@ -7,7 +7,6 @@ escaped, since much of it (tracebacks, messages, ids) comes from students.
 
 from __future__ import annotations
 
-import base64
 import html
 import re
 from dataclasses import dataclass, field
@@ -66,7 +65,7 @@ class Code:
 
 @dataclass(frozen=True)
 class Image:
-    png: bytes
+    svg: str  # a whole <svg> element, its text already escaped
     alt: str
     name: str  # file name suffix when written next to a Markdown file, e.g. "loss"
 
@@ -135,7 +134,7 @@ tr.partial td:first-child, tr.pending td:first-child { color: #b06000; font-weig
 .nowrap { white-space: nowrap; }
 .meter { background: #eee; width: 10em; height: .9em; display: inline-block; vertical-align: middle; }
 .meter span { background: #4c8bf5; height: 100%; display: block; }
-img { max-width: 100%; border: 1px solid #eee; }
+p.figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 p.score { font-size: 1.3em; }
 """
 
@@ -168,12 +167,8 @@ def _html_cell(cell: Cell, tag: str) -> str:
     return f"<{tag}>{inline_html(cell)}</{tag}>"
 
 
-def png_data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def to_html(title: str, blocks: list[Block], lang: str) -> str:
-    """One self-contained page: styles inline, images embedded as base64 PNG."""
+    """One self-contained page: styles and SVG images inline."""
     body = [f"<h1>{inline_html(title)}</h1>"]
     for block in blocks:
         if isinstance(block, Heading):
@@ -193,7 +188,7 @@ def to_html(title: str, blocks: list[Block], lang: str) -> str:
         elif isinstance(block, Code):
             body.append(f"<pre>{html.escape(block.text)}</pre>")
         elif isinstance(block, Image):
-            body.append(f'<p><img alt="{html.escape(block.alt)}" src="{png_data_uri(block.png)}"></p>')
+            body.append(f'<p class="figure" role="img" aria-label="{html.escape(block.alt)}">{block.svg}</p>')
     return (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")

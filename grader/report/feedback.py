@@ -19,8 +19,8 @@ from grader.report.document import Block, Bullets, Code, Heading, Image, Paragra
 from grader.grade import TRACE_CAUSE, GradeReport
 from grader.report.i18n import Text
 from grader.said import in_language
-from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, early_end_only_in_one, heatmap_png,
-                                 loss_curve_png, wants_log_scale)
+from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, early_end_only_in_one, heatmap_svg,
+                                 loss_curve_svg, wants_log_scale)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FRAME = re.compile(r"^(Cell In\[\d+\]|Cell [\d?]+, line|Input In \[\d+\]|<ipython-input-|File )")
@@ -136,7 +136,7 @@ def _loss_curve(report: GradeReport, reference_losses: list[float], text: Text) 
     if end:
         caption.append(text("loss_caption_cut", epoch=end, epochs=max(student.size, reference.size)))
     return [Heading(text("loss_curve"), 3),
-            Image(loss_curve_png(losses, reference_losses, text), text("loss_curve"), "loss"),
+            Image(loss_curve_svg(losses, reference_losses, text), text("loss_curve"), "loss"),
             Paragraph(" ".join(caption))]
 
 
@@ -146,10 +146,10 @@ def _heatmap(report: GradeReport, text: Text) -> list[Block]:
         return []
     said = {key: (heatmap.get(f"{key}_ko") if text.lang == "ko" else "") or heatmap.get(key, "")
             for key in ("title", "row_title", "column_title", "caption")}
-    png = heatmap_png(heatmap["values"], heatmap["rows"], heatmap["columns"], heatmap["vmin"], heatmap["vmax"],
+    svg = heatmap_svg(heatmap["values"], heatmap["rows"], heatmap["columns"], heatmap["vmin"], heatmap["vmax"],
                       said["row_title"], said["column_title"])
     caption = " ".join(filter(None, [said["caption"], text("heatmap_caption")]))
-    return [Heading(said["title"]), Image(png, said["title"], "heatmap"), Paragraph(caption)]
+    return [Heading(said["title"]), Image(svg, said["title"], "heatmap"), Paragraph(caption)]
 
 
 def cause_text(diagnosis: dict, lang: str) -> str:

@@ -17,7 +17,7 @@ from grader.report.document import Block, Bullets, Heading, Image, Link, Meter, 
 from grader.grade import GradeReport
 from grader.report.feedback import cause_text, problem_text
 from grader.report.i18n import Text
-from grader.report.plots import histogram_png
+from grader.report.plots import histogram_svg
 from grader.report.suspicious import suspicious_groups
 
 # A number not inside a name (alpha0 stays alpha0) and not a learning rate (lr 0.01 says
@@ -112,7 +112,7 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
                                           median=statistics.median(scores) if scores else 0.0))]
     blocks += _failure_blocks(reports, text)
     if reports:
-        blocks += [Heading(text("histogram")), Image(histogram_png(scores, max_score, text), text("histogram"),
+        blocks += [Heading(text("histogram")), Image(histogram_svg(scores, max_score, text), text("histogram"),
                                                       "histogram")]
     statuses = Counter(r.status for r in reports)
     blocks += [Heading(text("statuses")),

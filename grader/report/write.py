@@ -1,7 +1,7 @@
 """Everything a grading run writes for one assignment, atomically.
 
 For TAs (full detail, hidden values included): `gradebook.csv`, `results/<student>.json`
-and `summary.html`. For students: `feedback/<student>.html` and `.md` (with its PNGs),
+and `summary.html`. For students: `feedback/<student>.html` and `.md` (with its SVG figures),
 their notebook with the feedback in it (`feedback/<student>.ipynb`), and the Gradescope
 `gradescope/<student>/results.json`. For the LMS: `lms.csv`.
 """
@@ -19,7 +19,7 @@ from grader.report.csvfile import write_csv
 from grader.report.document import Block, Image, to_html, to_markdown
 from grader.report.exports import gradescope_results, lms_csv
 from grader.report.feedback import feedback_page, points
-from grader.fsutil import safe_name, write_atomic, write_bytes_atomic
+from grader.fsutil import safe_name, write_atomic
 from grader.grade import GradeReport
 from grader.report.i18n import Text
 from grader.report.notebook_feedback import feedback_notebook
@@ -76,12 +76,12 @@ def _finite(value):
 
 
 def write_page(folder: Path, stem: str, title: str, blocks: list[Block], lang: str, markdown: bool) -> None:
-    """`stem.html` (self-contained) and, if asked, `stem.md` with its images as `stem.<name>.png`."""
+    """`stem.html` (self-contained) and, if asked, `stem.md` with its images as `stem.<name>.svg`."""
     write_atomic(folder / f"{stem}.html", to_html(title, blocks, lang))
     if markdown:
         def image_path(image: Image) -> str:
-            write_bytes_atomic(folder / f"{stem}.{image.name}.png", image.png)
-            return f"{stem}.{image.name}.png"
+            write_atomic(folder / f"{stem}.{image.name}.svg", image.svg)
+            return f"{stem}.{image.name}.svg"
 
         write_atomic(folder / f"{stem}.md", to_markdown(title, blocks, image_path))
 

@@ -261,36 +261,68 @@ def _error_of(reply: dict | None, cell: NotebookNode, index: int) -> CellProblem
                        first_line(cell.source))
 
 
-async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: RunOptions) -> ExecutionResult:
-    """Run `nb` in a fresh kernel inside a private temporary folder, always cleaned up."""
-    started = time.monotonic()
+@dataclass
+class StartedKernel:
+    """A kernel started in its own run folder and sandbox, given no notebook yet: it can be
+    started while another run finishes (grader/run/runs.py)."""
+
+    run_dir: Path
+    km: GraderKernelManager
+    client: BoundedClient
+    sandbox: KernelSandbox | Unsandboxed | None = None
+    error: str = ""  # why it could not be started: the run given it is the grader's failure
+
+    async def close(self, result: ExecutionResult | None = None) -> None:
+        """Stop the kernel, close its sandbox, remove its folder (see `_clean_up`)."""
+        await _clean_up(self.km, self.client, self.sandbox, self.run_dir, result or ExecutionResult(status="ok"))
+
+
+async def start_kernel(settings: ExecutionSettings, options: RunOptions) -> StartedKernel:
+    """A fresh kernel in a private temporary folder, ready for `run_notebook`."""
     run_dir = make_run_dir(options.sandbox)
-    workdir, capture_dir, ipc_dir = run_dir / "work", run_dir / "capture", run_dir / "ipc"
-    for folder in (workdir, capture_dir, ipc_dir):
+    workdir, ipc_dir = run_dir / "work", run_dir / "ipc"
+    for folder in (workdir, run_dir / "capture", ipc_dir):
         folder.mkdir()
     if options.public_dir and options.public_dir.is_dir():
         shutil.copytree(options.public_dir, workdir, dirs_exist_ok=True)
-    (workdir / SUBMISSION_COPY).write_text(json.dumps(nb), encoding="utf-8")  # the notebook as it runs
-
     km = GraderKernelManager(transport="ipc", ip=str(ipc_dir / "kernel"),
                              connection_file=str(ipc_dir / "kernel.json"), client_class=CAPPED_CLIENT)
-    client = BoundedClient(nb, km=km, timeout=settings.cell_timeout, allow_errors=True,
+    client = BoundedClient(NotebookNode(cells=[], metadata={}), km=km, timeout=settings.cell_timeout, allow_errors=True,
                            startup_timeout=settings.startup_timeout, record_timing=False,
                            max_output_chars=settings.max_output_chars, shutdown_kernel="immediate")
-    result = ExecutionResult(status="ok", notebook=nb)
-    map_cuda = options.device == "cpu" and mentions_cuda(nb)
-    sandbox = None
+    kernel = StartedKernel(run_dir, km, client)
     try:
-        sandbox = km.sandbox = open_sandbox(options.sandbox, run_dir, settings, options.device)
+        kernel.sandbox = km.sandbox = open_sandbox(options.sandbox, run_dir, settings, options.device)
         # The kernel's own stdout and stderr go to a file, not the TA's terminal.
         with open(run_dir / "kernel.log", "wb") as log:
             await km.start_kernel(cwd=str(workdir), stdout=log, stderr=log,
                                   env=kernel_environment(run_dir, workdir, options.device, options.cache_dir))
         await client.async_start_new_kernel_client()
+    except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:
+        kernel.error = str(exc) or type(exc).__name__
+    except BaseException:
+        await kernel.close()
+        raise
+    return kernel
+
+
+async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: RunOptions,
+                       kernel: StartedKernel | None = None) -> ExecutionResult:
+    """Run `nb` in a fresh kernel (`kernel`, else one started now), always cleaned up."""
+    started = time.monotonic()
+    result = ExecutionResult(status="ok", notebook=nb)
+    try:
+        kernel = kernel or await start_kernel(settings, options)
+        run_dir, client = kernel.run_dir, kernel.client
+        client.nb = nb
+        (run_dir / "work" / SUBMISSION_COPY).write_text(json.dumps(nb), encoding="utf-8")  # the notebook as it runs
+        if kernel.error:
+            raise RuntimeError(kernel.error)
         await run_grader_code(client, kernel_code("preamble", "install", {
-            "threads": 1, "map_cuda_to_cpu": map_cuda, "max_losses": settings.max_trace_losses,
-            "max_snapshot_elements": settings.max_snapshot_elements, "seed_map": options.seed_map,
-            "initial_parameters": _write_start(options.initial_parameters, capture_dir)}),
+            "threads": 1, "map_cuda_to_cpu": options.device == "cpu" and mentions_cuda(nb),
+            "max_losses": settings.max_trace_losses, "max_snapshot_elements": settings.max_snapshot_elements,
+            "seed_map": options.seed_map,
+            "initial_parameters": _write_start(options.initial_parameters, run_dir / "capture")}),
             settings.startup_timeout)
         deadline = started + settings.notebook_timeout
         await _run_cells(client, nb, settings, deadline, result)
@@ -298,16 +330,18 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
             result.capture_error = say("no values could be read back: the kernel died",
                                        "커널이 죽어서 값을 하나도 읽어 오지 못했습니다")
         else:
-            await _capture(client, options, settings, capture_dir, result)
+            await _capture(client, options, settings, run_dir / "capture", result)
     except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:
         # Nothing of the student's has run yet: this is the grading side's failure.
         result.status = "grader-error"
-        detail = f"{exc}{_log_tail(run_dir / 'kernel.log')}"
+        log_tail = _log_tail(kernel.run_dir / "kernel.log") if kernel else ""
+        detail = f"{exc}{log_tail}"
         result.capture_error = say(f"the kernel could not be started or prepared: {detail}",
                                    f"커널을 시작하거나 준비하지 못했습니다: {detail}")
     finally:
-        await _clean_up(km, client, sandbox, run_dir, result)
-        result.notes += client.cut_notes
+        if kernel is not None:
+            await kernel.close(result)
+            result.notes += kernel.client.cut_notes
         result.seconds = time.monotonic() - started
     if asyncio.current_task().cancelling():
         # Ctrl-C or SIGTERM stopped the kernel mid-run (nbclient may report that as a dead

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from nbformat import NotebookNode
 
 from grader.config import Assignment, Variant
 from grader.run.cell_names import student_cell_names
-from grader.run.execute import ExecutionResult, RunOptions, run_notebook
+from grader.run.execute import ExecutionResult, RunOptions, StartedKernel, run_notebook, start_kernel
 from grader.run.gpu import kernel_device, visible_gpus
 from grader.run.notebook import PreparedNotebook, apply_variant, prepare_notebook
 
@@ -39,20 +40,31 @@ class Runner:
             self.slots.put_nowait(slot)
         self.gpus = visible_gpus() if options.device == "cuda" else []
 
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        slot = await self.slots.get()
+        try:
+            yield slot
+        finally:
+            self.slots.put_nowait(slot)
+
+    def _options(self, slot: int, variant: Variant,
+                 initial_parameters: tuple[np.ndarray, ...] | None = None) -> RunOptions:
+        return RunOptions(capture=self.assignment.capture, device=kernel_device(self.options.device, slot, self.gpus),
+                          public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir,
+                          sandbox=self.options.sandbox, seed_map=dict(variant.seeds),
+                          initial_parameters=initial_parameters)
+
     async def run(self, submission: NotebookNode, variant: Variant,
                   initial_parameters: tuple[np.ndarray, ...] | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
         """One variant; with `initial_parameters`, training starts from them (a replay)."""
+        async with self._slot() as slot:
+            return await self._run_on(self._options(slot, variant, initial_parameters), submission, variant)
+
+    async def _run_on(self, options: RunOptions, submission: NotebookNode, variant: Variant,
+                      kernel: StartedKernel | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
         prepared = prepare_notebook(self.templates[variant.name], submission)
-        slot = await self.slots.get()
-        try:
-            run_options = RunOptions(capture=self.assignment.capture,
-                                     device=kernel_device(self.options.device, slot, self.gpus),
-                                     public_dir=self.assignment.public_dir, cache_dir=self.options.cache_dir,
-                                     sandbox=self.options.sandbox, seed_map=dict(variant.seeds),
-                                     initial_parameters=initial_parameters)
-            result = await run_notebook(prepared.notebook, self.assignment.execution, run_options)
-        finally:
-            self.slots.put_nowait(slot)
+        result = await run_notebook(prepared.notebook, self.assignment.execution, options, kernel)
         # Cells numbered as in the student's own notebook (the release's self-check cells count).
         ran = result.notebook or prepared.notebook
         result.problems = [replace(p, cell_index=prepared.position_of(p.cell_index),
@@ -64,5 +76,33 @@ class Runner:
     async def run_all(self, submission: NotebookNode) -> dict[str, tuple[PreparedNotebook, ExecutionResult]]:
         """Every variant, one after the other, public first: a submission's runs never overlap,
         so a hidden run cannot signal anything to the public one (load, timing); the
-        worker limit keeps every core busy with other submissions instead."""
-        return {v.name: await self.run(submission, v) for v in self.assignment.variants}
+        worker limit keeps every core busy with other submissions instead. While one runs,
+        the next one's kernel starts: it holds nothing of the submission until its turn,
+        after the previous kernel was stopped."""
+        variants = self.assignment.variants
+        runs, following = {}, None
+        async with self._slot() as slot:
+            try:
+                for index, variant in enumerate(variants):
+                    kernel = await following if following else None
+                    following = None
+                    if index + 1 < len(variants):
+                        following = asyncio.create_task(
+                            start_kernel(self.assignment.execution, self._options(slot, variants[index + 1])))
+                    runs[variant.name] = await self._run_on(self._options(slot, variant), submission, variant, kernel)
+            finally:
+                if following:
+                    await _discard(following)
+        return runs
+
+
+async def _discard(starting: asyncio.Task) -> None:
+    """Stop a kernel started for a run that will not happen (Ctrl-C, or an error)."""
+    starting.cancel()
+    try:
+        kernel = await starting
+    except asyncio.CancelledError:
+        if not starting.cancelled():  # this task was cancelled while waiting, not the start
+            raise
+        return  # cancelled while starting: it cleaned up after itself
+    await kernel.close()

@@ -25,9 +25,15 @@ from grader.run import forked
 
 CLONE_NEWPID = 0x20000000
 MAX_MESSAGE = 1 << 20
+# Everything a kernel imports before the first cell (IPKernelApp.initialize included:
+# each module left out costs every kernel its import, ~15 ms for these).
 PRELOADED = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.comm",
              "ipykernel.debugger", "IPython.core.completer", "IPython.core.completerlib",
-             "torch", "torch.optim", "numpy", "pandas", "matplotlib", "matplotlib.pyplot")
+             "IPython.core.debugger", "IPython.core.oinspect", "IPython.extensions.storemagic",
+             "IPython.utils.wildcard", "faulthandler", "pdb", "tornado.platform.asyncio",
+             "IPython.core.logger", "zmq.utils.garbage", "torch", "torch.optim",
+             "torch._subclasses.schema_check_mode", "torch.profiler._cupti_monitor", "numpy", "pandas",
+             "matplotlib", "matplotlib.pyplot", "matplotlib.backends.backend_agg", "PIL.features")
 
 
 def warm_up() -> dict[str, str]:
@@ -44,9 +50,33 @@ def warm_up() -> dict[str, str]:
     torch.optim.SGD([parameter], lr=0.1)
     torch.optim.Adam([parameter])
     del parameter
+    _train_lecture_models(torch)
     gc.collect()
     gc.freeze()  # children then leave the imported objects' pages shared
     return {name: value for name, value in os.environ.items() if before.get(name) != value}
+
+
+def _train_lecture_models(torch) -> None:
+    """One training step of each kind of model the lectures build, so that the first use of
+    each operation (dispatch and autograd set-up) is paid here once, not in every kernel.
+    Its random draws do not matter: every kernel reseeds as a fresh process would."""
+    nn = torch.nn
+    text = nn.functional.one_hot(torch.tensor([0, 1, 0, 2, 0, 3]), 4).float()
+    embedding, rnn, linear = nn.Embedding(4, 2), nn.RNN(4, 2), nn.Linear(2, 4)
+    models = [nn.Sequential(embedding, nn.Tanh(), nn.Linear(2, 4)), rnn, linear]
+    for optimizer in (torch.optim.SGD, torch.optim.Adam):
+        parameters = [p for model in models for p in model.parameters()]
+        step = optimizer(parameters, lr=0.1)
+        hidden, _ = rnn(text)
+        logits = linear(hidden) + models[0](text.argmax(dim=1))
+        loss = nn.CrossEntropyLoss()(logits, text) + nn.MSELoss()(logits.softmax(dim=1), text) \
+            + nn.BCELoss()(torch.sigmoid(logits), text) + (logits @ logits.T).mean()
+        loss.backward()
+        step.step()
+        step.zero_grad()
+        loss.item()
+        with torch.no_grad():
+            logits.tolist()
 
 
 def _threads() -> int:
