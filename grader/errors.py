@@ -25,7 +25,7 @@ class MissingValue(SubmissionError):
 
     def __init__(self, name: str, reason: str = ""):
         self.name = name
-        detail = reason or say(f"your notebook never defined `{name}`", f"노트북에서 `{name}`을(를) 정의하지 않았습니다")
+        detail = reason or say(f"your notebook never defined `{name}`", f"노트북에서 `{name}` 변수를 정의하지 않았습니다")
         super().__init__(detail)
 
 

@@ -26,12 +26,15 @@ from grader.run.notebook import ANSWER, PreparedNotebook, read_notebook, read_no
 from grader.check.reference import (RunOutcome, cache_folder, mistake_outcomes, reference_captures,
                                     reference_notebook)
 from grader.run.runs import GradeOptions, Runner
-from grader.said import Said, korean, say
+from grader.said import Said, joined, korean, say
 
 STATUS_ORDER = ("ok", "error", "timeout", "grader-error")
 TRACE_CAUSE = "trace"  # a diagnosis read from the training trace, not a declared mistake
 UNSANDBOXED = say("graded without the sandbox (--no-sandbox): the notebook ran with the grading machine in reach",
                   "샌드박스 없이 채점했습니다 (--no-sandbox): 노트북이 채점 컴퓨터에 접근할 수 있는 상태로 실행되었습니다")
+NOTHING_READ = say("no values were read back", "값을 하나도 읽어 오지 못했습니다")
+HIDDEN_RUN_FAILED = say("the notebook failed only when re-run with hidden data",
+                        "숨겨진 데이터로 다시 실행했을 때만 노트북이 실패했습니다")
 CHECKPOINT_DIR = ".ipynb_checkpoints"
 
 
@@ -273,7 +276,7 @@ class AssignmentGrader:
         references, compared_with = {}, {}
         for variant in self.assignment.variants:
             result = results[variant.name]
-            student = result.captured or NoCapture(result.capture_error or "no values were read back")
+            student = result.captured or NoCapture(result.capture_error or NOTHING_READ)
             # Compared with the reference computed where this run computed (a GPU rounds otherwise).
             device = result.captured.computed_on() if result.captured else self.options.device
             if not variant.hidden:
@@ -303,14 +306,16 @@ class AssignmentGrader:
         report.status = max((r.status for r in results.values()), key=STATUS_ORDER.index)
         reasons = [p.describe() for p in public.problems] + ([public.capture_error] if public.capture_error else [])
         if report.status != "ok" and not reasons:
-            reasons = ["the notebook failed only when re-run with hidden data"]
+            reasons = [HIDDEN_RUN_FAILED]
         if unchanged:
             reasons.append(unchanged_message(unchanged))
         crashed = [c.label for c in report.checks if c.status == "grader-error"]
         if crashed:
             report.status = "grader-error"
-            reasons.insert(0, f"check(s) {', '.join(crashed)} crashed; a TA must review this submission")
-        report.reason = "; ".join(reasons)
+            names = ", ".join(crashed)
+            reasons.insert(0, say(f"check(s) {names} crashed; a TA must review this submission",
+                                  f"{names} 항목의 검사 코드가 실패했습니다. 조교가 이 제출물을 확인해야 합니다"))
+        report.set_reason(joined(reasons))
         report.seconds = round(public.seconds, 2)
         report.answers = self._answers(prepared)
         return report
@@ -325,9 +330,11 @@ class AssignmentGrader:
         return answers
 
     def _unrun_checks(self, why: str) -> list[CheckResult]:
-        return [CheckResult(c.name, v.name, c.description, 0.0, c.points, "fail", str(why), str(why),
-                            description_ko=c.description_ko, feedback_ko=korean(why))
-                for v in self.assignment.variants for c in self.checks if c.runs_on(v.name)]
+        results = [CheckResult(c.name, v.name, c.description, 0.0, c.points, "fail", description_ko=c.description_ko)
+                   for v in self.assignment.variants for c in self.checks if c.runs_on(v.name)]
+        for result in results:
+            result.tell(why)
+        return results
 
     async def grade_all(self, files: list[tuple[Path, Path]],
                         on_report: Callable[[GradeReport], None] | None = None,
@@ -342,12 +349,14 @@ class AssignmentGrader:
                 async with in_flight:
                     report = await self.grade_file(path, root, remote)
             except Exception as exc:  # a grader bug must not stop the batch or lose the row
+                error = f"{type(exc).__name__}: {exc}"
                 report = GradeReport(student_id(path, root), readable_name(str(path)), "grader-error",
-                                     f"internal grading error: {type(exc).__name__}: {exc}",
                                      checks=self._unrun_checks(NOT_GRADED))
+                report.set_reason(say(f"internal grading error: {error}", f"채점기 내부 오류: {error}"))
             if not self.options.sandbox:
                 report.note(UNSANDBOXED)
-                report.reason = "; ".join(filter(None, [report.reason, UNSANDBOXED]))
+                report.set_reason(joined([Said(report.reason, report.reason_ko), UNSANDBOXED] if report.reason
+                                         else [UNSANDBOXED]))
             if on_report:
                 on_report(report)
             return report

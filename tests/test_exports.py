@@ -14,6 +14,7 @@ from grader.grade import GradeReport
 from grader.report.i18n import Text
 from grader.report.write import write_reports
 from grader.report.summary import RunSettings, failure_groups, reason_pattern, summary_page
+from grader.said import say
 
 from conftest import ROOT
 
@@ -75,7 +76,7 @@ def test_lms_ids_follow_the_download_names_of_canvas_moodle_and_gradescope():
 def test_failures_group_by_reason_across_students():
     reports = [graded("alice"), graded("bob", 1.661), graded("carol", 2.59), graded("dave", 0.5),
                graded("zed", 0.0, status="invalid")]
-    groups = failure_groups(reports)
+    groups = failure_groups(reports, EN)
     assert groups[0] == ("parameters", "alpha0: got #, expected #", ["bob", "carol", "dave"])
     assert all("zed" not in students for _, _, students in groups), "an unreadable file ran no check"
     assert reason_pattern("yhat: 1000 of 1000 elements at index (772, 0), rel nan") == \
@@ -95,10 +96,26 @@ def test_summary_page_has_histogram_pass_rates_trouble_and_settings():
     assert page.count('<svg xmlns=') == 1, "the score histogram"
     assert "3 submission file(s); mean 2.00 / 6, median 0" in page
     assert "1/3 (33%)</td>" in page, "parameters passed by 1 of 3"
-    assert 'href="feedback/eve.html">eve</a></td><td>error</td>' in page
+    assert 'href="feedback/eve.html">eve</a></td><td>error (a cell raised an error)</td>' in page
     assert "name &#x27;Y&#x27; is not defined" in page
     for setting in ("2.13.0+cpu", "<td>sandbox</td><td>off</td>", "<td>device</td><td>cpu</td>"):
         assert setting in page
+
+
+def test_the_korean_summary_says_messages_reasons_and_cell_errors_in_korean():
+    error = {"cell_index": 8, "kind": "error", "ename": "NameError", "evalue": "name 'Y' is not defined",
+             "traceback": "", "first_line": "for", "text": "cell 9 (`for`) raised `NameError: ...`"}
+    failing = graded("20231234", status="error", problems=[error])
+    failing.checks = [CheckResult("parameters", "public", "p", 0, 3, "fail")]
+    failing.checks[0].tell(say("alpha0: got 1.5, expected 1.4", "alpha0: 제출한 값 1.5, 정답 값 1.4"))
+    failing.set_reason(say("cell 9 (`for`) raised `NameError`", "9번째 셀(`for`)에서 오류가 났습니다: `NameError`"))
+    title, blocks = summary_page(load_assignment(ROOT, "regression_ab"), [failing], SETTINGS,
+                                 {failing.file: "20231234"}, Text("ko"))
+    page = to_html(title, blocks, "ko")
+    assert "alpha0: 제출한 값 #, 정답 값 #" in page and "got" not in page
+    assert "#번째 셀(<code>for</code>)에서 오류가 났습니다" in page, "the cell's error, grouped"
+    assert "<td>error (셀에서 오류가 남)</td><td>9번째 셀(<code>for</code>)에서 오류가 났습니다" in page
+    assert "raised" not in page
 
 
 def test_csv_cells_from_students_never_reach_a_spreadsheet_as_formulas(tmp_path):

@@ -237,6 +237,17 @@ def test_a_cause_read_from_the_trace_comes_before_the_symptoms_each_said_once():
     assert html.count("failed only when re-run with other data") == 1, "one text, with every check that says it"
 
 
+def test_a_check_not_graded_for_one_reason_says_not_graded_once():
+    from grader.check.checks import not_graded
+    from grader.said import say
+    skipped = CheckResult("final_loss", "public", "the loss matches", 0, 1, "not-judged", description_ko="손실")
+    skipped.tell(not_graded(say("the model differs", "모델이 다릅니다")))
+    for text, said in ((EN, "Not graded, for one reason: the model differs: **the loss matches**"),
+                       (KO, "다음 이유 하나로 채점하지 않은 항목: 모델이 다릅니다: **손실**")):
+        markdown, _, _ = render(report(checks=[skipped]), text)
+        assert said in markdown
+
+
 def test_the_summary_groups_students_by_diagnosed_cause():
     from grader.report.summary import cause_groups, failure_groups
 
@@ -245,7 +256,7 @@ def test_the_summary_groups_students_by_diagnosed_cause():
     reports = [report(student=s, checks=failed, diagnoses=[diagnosed]) for s in ("ann", "bob")]
     reports.append(report(student="cy", checks=failed))
     assert cause_groups(reports, "en") == [("no zero_grad", ["ann", "bob"])]
-    assert [students for _, _, students in failure_groups(reports)] == [["cy"]]
+    assert [students for _, _, students in failure_groups(reports, EN)] == [["cy"]]
 
 
 def test_a_curve_that_turns_nan_early_is_not_squeezed_into_the_axis_start():

@@ -111,12 +111,15 @@ def test_cells_are_numbered_as_the_student_sees_them():
 
 def test_tracebacks_name_cells_as_the_student_numbers_them():
     from ipykernel.compiler import get_tmp_hash_seed, murmur2_x86
-    from grader.run.cell_names import student_traceback
+    from grader.run.cell_names import student_cell_names
     defines = "def f():\n    1/0"
     ran = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(defines, execution_count=3),
                                           nbformat.v4.new_code_cell("f()", execution_count=4)])
     temp_file = f"/tmp/ipykernel_7/{murmur2_x86(defines, get_tmp_hash_seed())}.py"
     traceback = f"Cell In[4], line 1\n----> 1 f()\nFile {temp_file}:2, in f()\nZeroDivisionError: division by zero"
-    shown = student_traceback(traceback, ran, lambda index: index + 5)  # two self-check cells before each
+    shown = student_cell_names(traceback, ran, lambda index: index + 5)  # two self-check cells before each
     assert shown.splitlines()[0] == "Cell 7, line 1" and "Cell 6:2, in f()" in shown
     assert "ipykernel" not in shown and "In[" not in shown
+    bare = f"invalid syntax ({murmur2_x86(defines, get_tmp_hash_seed())}.py, line 2)"  # a SyntaxError's message
+    assert student_cell_names(bare, ran, lambda index: index + 5) == "invalid syntax (Cell 6, line 2)"
+    assert student_cell_names("see 2024.py", ran, lambda index: index) == "see 2024.py", "no cell's file: kept"

@@ -195,8 +195,9 @@ def test_only_top_level_otter_lines_are_removed_at_grading():
     ('[[question]]\nname = "q1"\nafter = "training"\ncolour = "red"\n', "unknown key(s) ['colour']"),
     ('[[question]]\nname = "q1"\nafter = "training"\n[[question.expect]]\ntest = "x ="\nmessage = "m"\n',
      "not a Python expression"),
+    ('[[question]]\nname = "q1"\nafter = "training"\nwritten = ["why"]\n', "`written` names no cell"),
 ])
 def test_selfcheck_files_are_validated(tmp_path, toml, message):
     (tmp_path / "selfchecks.toml").write_text(toml)
     with pytest.raises(ConfigError, match=re.escape(message)):
-        load_selfchecks(tmp_path, ["training"])
+        load_selfchecks(tmp_path, {"training": ""})

@@ -38,6 +38,6 @@ def test_self_checks_read_task_values_as_dollar_names(tmp_path):
 
     (tmp_path / "selfchecks.toml").write_text('[[question]]\nname = "q1"\nafter = "training"\n[[question.expect]]\n'
                                               'test = "len(losses) == $epochs"\nmessage = "train $epochs epochs, $$5"\n')
-    (question,) = load_selfchecks(tmp_path, ["training"], {"epochs": 30})
+    (question,) = load_selfchecks(tmp_path, {"training": ""}, {"epochs": 30})
     assert question.expect[0].test == "len(losses) == 30"
     assert question.expect[0].message == "train 30 epochs, $5"

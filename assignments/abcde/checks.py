@@ -133,14 +133,14 @@ def clean_success_problems(net: ModuleInfo) -> list[str]:
     wrong = [CHARACTERS[i] for i in INPUTS.tolist() if predicted[i] != TARGETS[i]]
     if wrong:
         problems.append(say(f"the most probable next character is wrong after {', '.join(wrong)}",
-                            f"{', '.join(wrong)} 다음에 올 문자로 가장 높은 확률을 준 문자가 틀렸습니다"))
+                            f"{', '.join(wrong)} 다음 문자를 잘못 예측했습니다 (가장 높은 확률을 준 문자가 틀렸습니다)"))
     true = probabilities[INPUTS, TARGETS]
     worst = int(true.argmin())
     if true[worst] < MIN_TRUE_PROBABILITY:
         p, c = f"{float(true[worst]):.3f}", CHARACTERS[worst]
         problems.append(say(f"after '{c}' the true next character gets probability only "
                             f"{p} (a clean success needs ≥ {MIN_TRUE_PROBABILITY} for every character)",
-                            f"'{c}' 다음의 실제 문자가 받은 확률이 {p}뿐입니다 (깔끔한 성공에는 모든 문자에서 "
+                            f"'{c}' 다음에 실제로 오는 문자의 확률이 {p}밖에 되지 않습니다 (깔끔한 성공에는 모든 문자에서 "
                             f"{MIN_TRUE_PROBABILITY} 이상이 필요합니다)"))
     codes = {tuple((row > 0).tolist()) for row in hidden}
     if len(codes) < len(CHARACTERS):
@@ -181,11 +181,12 @@ def layers(student):
         raise AssertionError(joined(problems))
 
 
-@check(points=1, requires=["parameters"], ko="Adam을 기본 lr 0.001로 5000 에폭 학습했습니다")
+@check(points=1, requires=["parameters"], ko="Adam을 기본 학습률 lr=0.001로 5000 에폭 학습했습니다")
 def training(student):
     """training ran Adam at its default lr 0.001 for 5000 epochs"""
     assert_trained(student.trace, optimizer="Adam", lr=ADAM_DEFAULT_LR, steps=EPOCHS,
-                   how="torch.optim.Adam(net.parameters()), its default lr")
+                   how=say("torch.optim.Adam(net.parameters()), its default lr",
+                           "torch.optim.Adam(net.parameters()) (기본 학습률)"))
 
 
 @check(points=2, variants="all",

@@ -44,7 +44,7 @@ def is_float64(student) -> bool:
 
 # The trace is what the notebook reports about itself: it counts only where the losses it
 # produced match the reference's (or the reference re-run from the student's start).
-@check(points=1, requires=["loss_curve"], ko="SGD, lr=0.1로 1000 에폭 학습했습니다")
+@check(points=1, requires=["loss_curve"], ko="SGD, 학습률 lr=0.1로 1000 에폭 학습했습니다")
 def training(student):
     """training ran SGD with lr=0.1 for 1000 epochs"""
     assert_trained(student.trace, optimizer="SGD", lr=LR, steps=EPOCHS,
@@ -68,7 +68,7 @@ def divergence(student, reference):
     if got_inf != expected_inf:
         later = got_inf > expected_inf and is_float64(student)
         hint = " (a float64 model has a wider range than float32, so its loss overflows later)" if later else ""
-        hint_ko = " (float64 모델은 float32보다 표현 범위가 넓어서 손실이 더 늦게 넘칩니다)" if later else ""
+        hint_ko = " (float64 모델은 float32보다 표현 범위가 넓어서 손실이 더 늦게 inf가 됩니다)" if later else ""
         raise Mismatch(say(f"your loss first became inf or nan at epoch {got_inf}, the reference's at epoch "
                            f"{expected_inf}{hint}",
                            f"손실이 {got_inf}번째 에폭에서 처음 inf/nan이 되었습니다. 참고 답안은 "
@@ -95,8 +95,8 @@ def loss_curve(student, reference):
     if len(got) < len(expected):
         raise Mismatch(say(f"your training recorded {len(got)} losses; the reference's first {len(expected)} "
                            f"are finite and compared",
-                           f"학습에서 손실이 {len(got)}개 기록되었습니다. 참고 답안의 처음 {len(expected)}개 손실이 "
-                           "유한하며 비교 대상입니다"),
+                           f"손실이 {len(got)}개만 기록되었습니다. 참고 답안에서 발산하기 전의 손실 {len(expected)}개와 "
+                           "비교합니다"),
                        say(f"your training recorded only {len(got)} losses, fewer than are compared",
                            f"학습에서 손실이 {len(got)}개만 기록되어 비교할 개수보다 적습니다"))
     try:
@@ -111,7 +111,7 @@ def loss_curve(student, reference):
 
 # nan weights and predictions count only where the loss trace shows the divergence that made them.
 @check(points=1, variants="all", requires=["divergence", "loss_curve"],
-       ko="마지막 weight와 bias가 참고 답안의 값과 같습니다 (참고 답안이 nan인 곳은 nan)")
+       ko="마지막 가중치(weight)와 편향(bias)이 참고 답안의 값과 같습니다 (참고 답안이 nan인 곳은 nan)")
 def parameters(student, reference):
     """the final weight and bias match the reference solution's (nan where they are nan)"""
     net = student["net"]

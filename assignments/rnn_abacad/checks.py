@@ -16,7 +16,8 @@ compared with the reference run on the device its tensors ran on.
 
 import torch
 
-from grader.check import assert_all_close, assert_close, assert_trained, check, heatmap, ModuleInfo, NotJudged, task
+from grader.check import (assert_all_close, assert_close, assert_trained, check, heatmap, joined, ModuleInfo, NotJudged,
+                          say, task)
 
 CHARACTERS = ["A", "b", "c", "d"]
 TEXT = [CHARACTERS.index(c) for c in "AbAcAd" * 50]
@@ -36,7 +37,9 @@ COOK_WEIGHTS = ("weight", "bias")
 def module(student, name: str, kind: str) -> ModuleInfo:
     value = student[name]
     if not isinstance(value, ModuleInfo):
-        raise AssertionError(f"`{name}` should be a torch.nn.{kind}, but it is {type(value).__name__}")
+        got = type(value).__name__
+        raise AssertionError(say(f"`{name}` should be a torch.nn.{kind}, but it is {got}",
+                                 f"`{name}`은 torch.nn.{kind} 모듈이어야 하는데 {got}입니다"))
     return value
 
 
@@ -45,25 +48,34 @@ def size_problems(student) -> list[str]:
     rnn, cook = module(student, "rnn", "RNN"), module(student, "cook", "Linear")
     problems = []
     if rnn.type != "RNN" or any(k not in rnn.state_dict for k in RNN_WEIGHTS) or len(rnn.state_dict) != 4:
-        return [f"`rnn` is a {rnn.type} with weights {', '.join(rnn.state_dict) or 'none'}, "
-                f"not a one-layer torch.nn.RNN with biases"]
+        names = ", ".join(rnn.state_dict)
+        return [say(f"`rnn` is a {rnn.type} with weights {names or 'none'}, not a one-layer torch.nn.RNN with biases",
+                    f"`rnn`이 편향(bias)이 있는 한 층짜리 torch.nn.RNN이 아닙니다 "
+                    f"(종류: {rnn.type}, 가중치: {names or '없음'})")]
     shape = tuple(rnn.state_dict["weight_ih_l0"].shape)
     if shape != (HIDDEN_SIZE, len(CHARACTERS)):
-        problems.append(f"`rnn` maps {shape[1]} inputs to {shape[0]} hidden nodes, "
-                        f"not {len(CHARACTERS)} inputs to {HIDDEN_SIZE}")
+        problems.append(say(f"`rnn` maps {shape[1]} inputs to {shape[0]} hidden nodes, "
+                            f"not {len(CHARACTERS)} inputs to {HIDDEN_SIZE}",
+                            f"`rnn`은 입력 {shape[1]}개를 은닉 노드 {shape[0]}개로 보냅니다. "
+                            f"과제는 입력 {len(CHARACTERS)}개, 은닉 노드 {HIDDEN_SIZE}개입니다"))
     if cook.type != "Linear" or set(cook.state_dict) != set(COOK_WEIGHTS):
-        return problems + [f"`cook` is a {cook.type}, not a torch.nn.Linear with a bias"]
+        return problems + [say(f"`cook` is a {cook.type}, not a torch.nn.Linear with a bias",
+                               f"`cook`이 편향(bias)이 있는 torch.nn.Linear가 아닙니다 (종류: {cook.type})")]
     shape = tuple(cook.state_dict["weight"].shape)
     if shape != (len(CHARACTERS), HIDDEN_SIZE):
-        problems.append(f"`cook` maps {shape[1]} hidden nodes to {shape[0]} scores, "
-                        f"not {HIDDEN_SIZE} to {len(CHARACTERS)}")
+        problems.append(say(f"`cook` maps {shape[1]} hidden nodes to {shape[0]} scores, "
+                            f"not {HIDDEN_SIZE} to {len(CHARACTERS)}",
+                            f"`cook`은 은닉 노드 {shape[1]}개를 점수 {shape[0]}개로 보냅니다. "
+                            f"과제는 은닉 노드 {HIDDEN_SIZE}개, 점수 {len(CHARACTERS)}개입니다"))
     return problems
 
 
 def fitting(student) -> tuple[ModuleInfo, ModuleInfo]:
     if size_problems(student):
-        raise NotJudged("`rnn` and `cook` are not RNN(4, 2) and Linear(2, 4) (see the sizes check), "
-                        "so their results cannot be compared with the reference solution's")
+        raise NotJudged(say("`rnn` and `cook` are not RNN(4, 2) and Linear(2, 4) (see the sizes check), "
+                            "so their results cannot be compared with the reference solution's",
+                            "`rnn`과 `cook`이 RNN(4, 2)와 Linear(2, 4)가 아니어서 결과를 참고 답안과 비교할 수 "
+                            "없습니다 (크기 항목 참고)"))
     return student["rnn"], student["cook"]
 
 
@@ -85,29 +97,29 @@ def probabilities(student) -> torch.Tensor:
     return torch.softmax(scores, dim=1)
 
 
-@check(points=1)
+@check(points=1, ko="노트북이 오류 없이 끝까지 실행됩니다")
 def runs_without_error(run):
     """the notebook runs to the end without an error"""
     if run.problems:
         raise AssertionError(run.problems[0].describe())
 
 
-@check(points=1)
+@check(points=1, ko="`rnn`은 RNN(4, 2), `cook`은 Linear(2, 4)입니다 (가중치의 shape으로 확인)")
 def sizes(student):
     """`rnn` is RNN(4, 2) and `cook` is Linear(2, 4) (read from the weights' shapes)"""
     problems = size_problems(student)
     if problems:
-        raise AssertionError("; ".join(problems))
+        raise AssertionError(joined(problems))
 
 
-@check(points=1, requires=["parameters"])
+@check(points=1, requires=["parameters"], ko="Adam, 학습률 lr=0.1로 200 에폭 학습했습니다")
 def training(student):
     """training ran Adam with lr 0.1 for 200 epochs"""
     assert_trained(student.trace, optimizer="Adam", lr=LR, steps=EPOCHS,
                    how="torch.optim.Adam(list(rnn.parameters())+list(cook.parameters()), lr=0.1)")
 
 
-@check(points=2, variants="all")
+@check(points=2, variants="all", ko="학습된 `rnn`과 `cook`의 가중치가 참고 답안의 값과 같습니다")
 def parameters(student, reference):
     """the trained weights of `rnn` and `cook` match the reference solution's"""
     got = weights(student)
@@ -115,22 +127,23 @@ def parameters(student, reference):
                      atol=PARAMETER_ATOL, rtol=0)
 
 
-@check(points=2, variants="all", name="probabilities")
+@check(points=2, variants="all", name="probabilities", ko="확률 softmax(cook(rnn(X)))가 참고 답안의 값과 같습니다")
 def predicted_probabilities(student, reference):
     """the probabilities softmax(cook(rnn(X))) match the reference solution's"""
-    assert_close(probabilities(student), probabilities(reference), name="probabilities",
+    assert_close(probabilities(student), probabilities(reference), name=say("probabilities", "확률"),
                  atol=PROBABILITY_ATOL, rtol=0)
 
 
-@check(points=1, variants="all")
+@check(points=1, variants="all", ko="마지막 에폭의 손실이 참고 답안의 값과 같습니다")
 def final_loss(student, reference):
     """the loss of the last epoch matches the reference solution's"""
     fitting(student)
     assert_close(student["loss"], reference["loss"], name="loss", rtol=LOSS_RTOL, atol=0)
 
 
-@heatmap(title="p(next character), first 10 characters", rows=[CHARACTERS[i] for i in TEXT[:10]],
-         columns=CHARACTERS, vmin=0, vmax=1)
+@heatmap(title=say("p(next character), first 10 characters", "다음 문자의 확률 (처음 10글자)"),
+         rows=[CHARACTERS[i] for i in TEXT[:10]], columns=CHARACTERS, vmin=0, vmax=1,
+         row_title=say("current character", "현재 문자"), column_title=say("next character", "다음 문자"))
 def first_probabilities(student):
     """Drawn in the feedback like the lecture's matshow of the probabilities."""
     return probabilities(student)[:10]

@@ -75,7 +75,7 @@ name = "functional_mse"
 [[mistake]]
 name = "no_zero_grad"
 loses = ["parameters"]
-cause = "`optimizer.zero_grad()`를 부르지 않아 기울기가 에폭마다 누적되었습니다."
+cause = "`optimizer.zero_grad()`를 호출하지 않아 기울기가 에폭마다 누적되었습니다."
 cause_en = "`optimizer.zero_grad()` was never called, so the gradients added up over the epochs."
 [mistake.replace]
 "    optimizer.step()\\n    optimizer.zero_grad()" = "    optimizer.step()"

@@ -158,7 +158,7 @@ def release_notebook(assignment: Assignment, questions) -> nbformat.NotebookNode
 def build_release(assignment: Assignment, out_dir: Path) -> tuple[Path, int]:
     """Write `out_dir/<assignment>/`; returns it and how many secrets it was checked against."""
     template = read_notebook(assignment.template_path, assignment.execution.max_notebook_bytes)
-    questions = load_selfchecks(assignment.folder, [c.get("id") for c in template.cells], assignment.task)
+    questions = load_selfchecks(assignment.folder, {c.get("id"): c.source for c in template.cells}, assignment.task)
     out_dir.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{assignment.name}-"))
     try:
@@ -167,7 +167,8 @@ def build_release(assignment: Assignment, out_dir: Path) -> tuple[Path, int]:
         write_atomic(build / assignment.template_path.name,
                      nbformat.writes(release_notebook(assignment, questions)) + "\n")
         for question in questions:
-            write_atomic(build / TESTS_DIR / f"{question.name}.py", otter_test(question, assignment.name))
+            test = otter_test(question, assignment.name, assignment.template_path.name)
+            write_atomic(build / TESTS_DIR / f"{question.name}.py", test)
         secrets = hidden_material(assignment)
         leaks = find_leaks(build, secrets)
         if leaks:

@@ -17,6 +17,17 @@ student notebook already says.
     test = "not torch.equal(alpha0.detach(), torch.tensor([0.5]))"
     message = "alpha0 is still 0.5: did the loop call optimizr.step()?"
 
+    [[question]]
+    name = "q2"
+    after = "why"
+    written = ["why"]            # answer cells (markdown too) that must not stay as handed out
+
+A kernel cannot see markdown cells, so a `written` check reads the notebook as last saved:
+the file VS Code names (`__vsc_ipynb_file__`), Jupyter's session (`__session__`,
+`JPY_SESSION_NAME`, absolute or relative to the server's folder), the released file name in
+the working folder, or the only notebook there. Where none is found (Colab) it says how to
+check by hand; its messages remind the student to save first.
+
 At grading, the lines the release adds (`import otter`, `grader = otter.Notebook(...)`,
 `grader.check(...)`) are removed from submissions before they run: they would need
 otter's test files, and the grade never depends on them.
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from string import Template
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +72,13 @@ class Question:
     shape: dict[str, tuple[int, ...]] = field(default_factory=dict)
     finite: tuple[str, ...] = ()
     expect: tuple[Expectation, ...] = ()
+    written: dict[str, str] = field(default_factory=dict)  # answer cell id -> its text as handed out
 
 
-def load_selfchecks(folder: Path, cell_ids: list[str], task: dict | None = None) -> list[Question]:
-    """The questions in `folder/selfchecks.toml` (none if the file is absent), validated;
-    `$name` in a test or message is the assignment's `[task]` value `name`."""
+def load_selfchecks(folder: Path, cells: Mapping[str, str], task: dict | None = None) -> list[Question]:
+    """The questions in `folder/selfchecks.toml` (none if the file is absent), validated against
+    the student notebook's cells (id -> text); `$name` in a test or message is the assignment's
+    `[task]` value `name`."""
     path = folder / SELFCHECK_FILE
     if not path.is_file():
         return []
@@ -74,21 +88,25 @@ def load_selfchecks(folder: Path, cell_ids: list[str], task: dict | None = None)
         raise ConfigError(f"{path}: {exc}") from None
     if set(data) - {"question"}:
         raise ConfigError(f"{path}: unknown top-level key(s) {sorted(set(data) - {'question'})}; use [[question]]")
-    questions, known = [], {"name", "after", "defined", "shape", "finite", "expect"}
+    questions, known = [], {"name", "after", "defined", "shape", "finite", "expect", "written"}
     for raw in data.get("question", []):
         where = f"{path} question {raw.get('name', '?')!r}"
         if set(raw) - known:
             raise ConfigError(f"{where}: unknown key(s) {sorted(set(raw) - known)}; known: {sorted(known)}")
-        if not IDENTIFIER.match(raw.get("name", "")) or raw.get("after") not in cell_ids:
+        if not IDENTIFIER.match(raw.get("name", "")) or raw.get("after") not in cells:
             raise ConfigError(f"{where}: needs a name (an identifier) and `after`, the id of a cell in the "
                               "student notebook")
+        unknown = [cell for cell in raw.get("written", ()) if cell not in cells]
+        if unknown:
+            raise ConfigError(f"{where}: `written` names no cell of the student notebook: {unknown}")
         try:
             question = Question(raw["name"], raw["after"], tuple(raw.get("defined", ())),
                                 {k: tuple(int(n) for n in v) for k, v in raw.get("shape", {}).items()},
                                 tuple(raw.get("finite", ())),
                                 tuple(Expectation(*(Template(e[k]).safe_substitute({key: str(value) for key, value in (task or {}).items()})
                                                      for k in ("test", "message")))
-                                      for e in raw.get("expect", [])))
+                                      for e in raw.get("expect", [])),
+                                {cell: cells[cell] for cell in raw.get("written", ())})
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc}); see {__name__}'s docstring") from None
         bad = [n for n in (*question.defined, *question.shape, *question.finite) if not IDENTIFIER.match(str(n))]
@@ -121,13 +139,43 @@ def _message(key: str, **placeholders: str) -> str:
     return both(key, **{k: "{" + k + "}" for k in placeholders})
 
 
-def otter_test(question: Question, assignment: str) -> str:
-    """The question as an otter exception-based test file (tests/<name>.py)."""
+# How a `written` check reads the notebook as last saved (see the module's docstring).
+SAVED_CELLS = '''
+
+def saved_notebook(env):
+    """The path of this kernel's notebook as saved on disk, or None (Colab keeps it elsewhere)."""
+    names = [env.get("__vsc_ipynb_file__"), env.get("__session__"), os.environ.get("JPY_SESSION_NAME"), NOTEBOOK]
+    for name in filter(None, names):
+        for path in (pathlib.Path(str(name)), pathlib.Path(pathlib.PurePath(str(name)).name)):
+            if path.suffix == ".ipynb" and path.is_file():
+                return path
+    found = sorted(pathlib.Path().glob("*.ipynb"))
+    return found[0] if len(found) == 1 else None
+
+
+def saved_cells(path):
+    """{cell id: text} of the saved notebook, or None when it cannot be read."""
+    try:
+        return {c.get("id"): "".join(c.get("source", "")) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def quoted(text):
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= 60 else line[:59] + "…"
+'''
+
+
+def otter_test(question: Question, assignment: str, notebook: str) -> str:
+    """The question as an otter exception-based test file (tests/<name>.py); `notebook` is the
+    released notebook's file name."""
     out = [
         f'"""Self-check {question.name} of {assignment}: catches easy mistakes, gives no points.',
         "",
         f"Generated by `grader release` from {SELFCHECK_FILE}; edit that file, not this one.",
         '"""',
+        *(["import json", "import os", "import pathlib"] if question.written else []),
         "import sys",
         "",
         "import torch",
@@ -180,4 +228,19 @@ def otter_test(question: Question, assignment: str) -> str:
                 f"        assert missing.name in {needed!r}, why_missing([missing.name])",
                 "        return  # said by `defined`",
                 f"    assert holds, MESSAGE_{i}"]
+    if question.written:
+        out += ["", "", f"NOTEBOOK = {notebook!r}", f"WRITTEN = {question.written!r}",
+                f"UNWRITTEN = {_message('selfcheck_unwritten', cell='', path='')!r}",
+                f"CELL_GONE = {_message('selfcheck_cell_gone', cell='', path='')!r}",
+                f"NO_NOTEBOOK = {_message('selfcheck_no_notebook', cell='')!r}",
+                SAVED_CELLS,
+                "",
+                f"@test_case(name={f'{question.name}: answers written'!r})", "def written(env):",
+                "    path = saved_notebook(env)",
+                "    cells = saved_cells(path) if path else None",
+                "    handed_out = list(WRITTEN.values())",
+                "    assert cells is not None, NO_NOTEBOOK.format(cell=' / '.join(map(quoted, handed_out)))",
+                "    for cell, text in WRITTEN.items():",
+                "        assert cell in cells, CELL_GONE.format(cell=quoted(text), path=path)",
+                "        assert cells[cell].strip() not in ('', text.strip()), UNWRITTEN.format(cell=quoted(text), path=path)"]
     return "\n".join(out) + "\n"

@@ -26,22 +26,22 @@ def trace_causes(student: Trace, reference: Trace) -> list[Said]:
             ratio = f"{first / expected:.4g}"
             causes.append(say(f"your first loss is {ratio}× the reference's from the same starting weights: did "
                               "you use sum instead of mean?",
-                              f"같은 초기 가중치에서 시작했는데 첫 손실이 참고 답안의 {ratio}배입니다. mean 대신 "
-                              "sum을 쓰지 않았나요?"))
+                              f"같은 초기 가중치에서 시작했는데 첫 손실이 참고 답안의 {ratio}배입니다. 손실을 평균(mean) "
+                              "대신 합(sum)으로 계산하지 않았나요?"))
     stepped, expected_runs = student.stepped(), reference.stepped()
     if not stepped and student.backward_calls:
         causes.append(say(f"backward() ran {student.backward_calls} times but no optimizer ever took a step: does "
                           "the loop call step()?",
-                          f"backward()는 {student.backward_calls}번 불렸지만 옵티마이저가 한 번도 step하지 "
-                          "않았습니다. 학습 루프에서 step()을 불렀나요?"))
+                          f"backward()는 {student.backward_calls}번 호출되었지만 옵티마이저가 한 번도 step하지 "
+                          "않았습니다. 학습 루프에서 step()을 호출했나요?"))
     if len(stepped) != 1 or len(expected_runs) != 1:
         return causes
     ran, expected_run = stepped[0], expected_runs[0]
     if ran.steps != expected_run.steps:
         causes.append(say(f"{ran.steps} steps, the task trains for {expected_run.steps}",
-                          f"step을 {ran.steps}번 했습니다. 과제는 {expected_run.steps}번 학습합니다"))
+                          f"옵티마이저가 step을 {ran.steps}번 했습니다. 과제는 {expected_run.steps}번입니다"))
     if isinstance(ran.lr, (int, float)) and isinstance(expected_run.lr, (int, float)) and not math.isclose(
             ran.lr, expected_run.lr):
         causes.append(say(f"the optimizer stepped with lr {ran.lr:g}; the task uses lr {expected_run.lr:g}",
-                          f"옵티마이저가 lr {ran.lr:g}로 학습했습니다. 과제의 lr은 {expected_run.lr:g}입니다"))
+                          f"학습률이 {ran.lr:g}입니다. 과제의 학습률은 {expected_run.lr:g}입니다"))
     return causes

@@ -143,6 +143,7 @@ class CheckResult:
     closeness: list[float] | None = None  # worst |got − expected| and its tolerance, if values were compared
     description_ko: str = ""  # Korean of `description`, "" when the check declares none
     feedback_ko: str = ""  # Korean of `feedback`, "" when its author wrote it only in English
+    message_ko: str = ""  # Korean of `message`, "" when its author wrote it only in English
 
     @property
     def label(self) -> str:
@@ -154,16 +155,20 @@ class CheckResult:
     def feedback_in(self, lang: str) -> str:
         return (self.feedback_ko or self.feedback) if lang == "ko" else self.feedback
 
+    def message_in(self, lang: str) -> str:
+        return (self.message_ko or self.message) if lang == "ko" else self.message
+
     def tell(self, text: str, *, message: str | None = None) -> None:
-        """Set what the student reads (both languages) and, unless given apart, the TA's message."""
+        """Set what the student reads and, unless given apart, the TA's message (each in both languages)."""
+        message = text if message is None else message
         self.feedback, self.feedback_ko = str(text), korean(text)
-        self.message = str(text) if message is None else str(message)
+        self.message, self.message_ko = str(message), korean(message)
 
 
 HIDDEN_FAILURE = say("your notebook failed only when re-run with other data (a hidden variant): does it depend on "
                      "the exact numbers of this data?",
-                     "다른 데이터로 다시 실행했을 때(숨겨진 데이터)만 결과가 정답과 달랐습니다. 이 데이터의 "
-                     "정확한 숫자에 의존하는 코드가 있지 않은지 확인하세요.")
+                     "다른 데이터로 다시 실행했을 때(숨겨진 데이터)만 결과가 정답과 달랐습니다. 코드가 이 데이터의 "
+                     "특정한 숫자에 맞춰져 있지 않은지 확인하세요.")
 # Messages about a hidden run's values may carry text its kernel chose (a type name, an
 # exception message), so a hidden variant's feedback never quotes them.
 HIDDEN_UNREADABLE = say("when your notebook was re-run with other data (a hidden variant), its values could not be "
@@ -194,13 +199,14 @@ def run_check(c: Check, variant: str, values: dict) -> CheckResult:
         result.tell(mismatch.summary if hidden else mismatch.message, message=mismatch.message)
     except (MissingValue, CaptureError) as exc:
         result.status = "not-judged"
-        result.tell(HIDDEN_UNREADABLE if hidden else said_by(exc), message=str(exc))
+        result.tell(HIDDEN_UNREADABLE if hidden else said_by(exc), message=said_by(exc))
     except AssertionError as exc:
         said = said_by(exc) or "assertion failed"
         result.tell(HIDDEN_FAILURE if hidden else said, message=said)
     except Exception as exc:  # a bug in the check, or a value it did not expect
         result.status = "grader-error"
-        result.tell(CHECK_CRASHED, message=f"the check itself crashed: {type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        result.tell(CHECK_CRASHED, message=say(f"the check itself crashed: {error}", f"검사 코드 자체가 실패했습니다: {error}"))
     else:
         result.points, result.status = c.points, "pass"
     return result

@@ -133,7 +133,7 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
         got_shape, expected_shape = got_array.shape, expected_array.shape
         raise Mismatch(say(f"{name}: shape {got_shape}, expected shape {expected_shape}",
                            f"{_ko(name)}: shape이 {got_shape}입니다. 정답의 shape은 {expected_shape}입니다"),
-                       say(f"{_ko(name)}: not the expected shape", f"{_ko(name)}: shape이 정답과 다릅니다"))
+                       say(f"{name}: not the expected shape", f"{_ko(name)}: shape이 정답과 다릅니다"))
     got_dtype, expected_dtype = _dtype_name(got, got_array), _dtype_name(expected, expected_array)
     if check_dtype and got_dtype != expected_dtype:
         raise Mismatch(say(f"{name}: dtype {got_dtype}, expected {expected_dtype}",
@@ -162,7 +162,7 @@ def assert_close(got, expected, *, name: str, rtol: float = 1e-5, atol: float = 
         _record(math.inf, atol)
         raise Mismatch(say(f"{name}: {count} of {n} elements differ in nan; first at {at}: {detail}",
                            f"{_ko(name)}: 원소 {n}개 중 {count}개의 nan 여부가 정답과 다릅니다. "
-                           f"처음은 {at.ko}: {detail.ko}"),
+                           f"처음 다른 곳은 {at.ko}: {detail.ko}"),
                        say(f"{name}: nan appears in other places than expected",
                            f"{_ko(name)}: 정답과 다른 위치에 nan이 있습니다"))
 
@@ -225,8 +225,8 @@ def assert_state_dict_close(got: dict, expected: dict, *, name: str, **tolerance
                            f"{_ko(name)}: state_dict여야 하는데 {kind.ko}입니다"))
     missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
-        parts = ([say(f"missing {', '.join(missing)}", f"없는 키 {', '.join(missing)}")] if missing else []) + (
-            [say(f"unexpected {', '.join(extra)}", f"예상 밖의 키 {', '.join(extra)}")] if extra else [])
+        parts = ([say(f"missing {', '.join(missing)}", f"빠진 키 {', '.join(missing)}")] if missing else []) + (
+            [say(f"unexpected {', '.join(extra)}", f"정답에 없는 키 {', '.join(extra)}")] if extra else [])
         raise Mismatch(say(f"{name}: keys differ: {'; '.join(parts)}",
                            f"{_ko(name)}: 키가 다릅니다: {'; '.join(p.ko for p in parts)}"))
     for key in expected:
@@ -236,26 +236,29 @@ def assert_state_dict_close(got: dict, expected: dict, *, name: str, **tolerance
 def assert_trained(trace, *, optimizer: str, lr: float, steps: int, how: str) -> None:
     """Training as it actually ran: one optimizer of this kind stepped `steps` times at `lr`.
 
-    `how` is the line of code a student should have written, quoted in the message.
+    `how` is the line of code a student should have written, quoted in the message (a
+    `say(en, ko)` where it holds words).
     """
     stepped = trace.stepped()
+    how_ko = _ko(how)
     if not stepped:
         raise AssertionError(say(f"no optimizer ever took a step, so nothing was trained: use {how}",
-                                 f"옵티마이저가 step을 한 번도 하지 않아 학습이 되지 않았습니다: {how}를 쓰세요"))
+                                 f"옵티마이저가 한 번도 step하지 않아 학습이 되지 않았습니다. 이렇게 학습하세요: {how_ko}"))
     if len(stepped) > 1:
         raise AssertionError(say(f"{len(stepped)} optimizers took steps; train with one: {how}",
-                                 f"옵티마이저 {len(stepped)}개가 step을 했습니다. 하나로 학습하세요: {how}"))
+                                 f"옵티마이저 {len(stepped)}개가 step을 했습니다. 하나로 학습하세요: {how_ko}"))
     ran = stepped[0]
     problems = []
     if ran.kind != optimizer:
         problems.append(say(f"the optimizer was {ran.kind}, not {optimizer}",
-                            f"옵티마이저가 {optimizer}가 아니라 {ran.kind}였습니다"))
+                            f"옵티마이저가 {ran.kind}입니다. 과제의 옵티마이저는 {optimizer}입니다"))
     if not isinstance(ran.lr, (int, float)) or not math.isclose(ran.lr, lr):
         problems.append(say(f"it stepped with lr {ran.lr}, not {lr:g} ({how})",
-                            f"lr {lr:g}가 아니라 lr {ran.lr}로 학습했습니다 ({how})"))
+                            f"학습률이 {ran.lr}입니다. 과제의 학습률은 {lr:g}입니다 ({how_ko})"))
     if ran.steps != steps:
         problems.append(say(f"it took {ran.steps} steps, but the task trains for {steps} epochs (one step each)",
-                            f"step을 {ran.steps}번 했습니다. 과제는 {steps} 에폭(에폭마다 step 한 번) 학습합니다"))
+                            f"옵티마이저가 step을 {ran.steps}번 했습니다. 과제는 {steps} 에폭(에폭마다 step 한 번)을 "
+                            "학습합니다"))
     if problems:
         raise AssertionError(joined(problems))
 
@@ -265,4 +268,4 @@ def assert_equal(got, expected, *, name: str) -> None:
     if got != expected:
         raise Mismatch(say(f"{name}: got {got!r}, expected {expected!r}",
                            f"{_ko(name)}: 제출한 값 {got!r}, 정답 값 {expected!r}"),
-                       say(f"{_ko(name)}: not the expected value", f"{_ko(name)}: 정답 값과 다릅니다"))
+                       say(f"{name}: not the expected value", f"{_ko(name)}: 정답 값과 다릅니다"))

@@ -66,8 +66,8 @@ def unchanged_message(keys: list[str]) -> Said:
     more, more_ko = (f" and {len(keys) - 4} more", f" 외 {len(keys) - 4}개") if len(keys) > 4 else ("", "")
     return say(f"{names}{more} came out exactly the same when your notebook was re-run with other data (a hidden "
                "variant), so it was not computed from the data: no automatic points",
-               f"{names}{more_ko}은(는) 노트북을 다른 데이터로 다시 실행해도(숨겨진 데이터) 똑같이 나왔으므로 "
-               "데이터로부터 계산된 값이 아닙니다: 자동 채점 점수가 없습니다")
+               f"노트북을 다른 데이터로 다시 실행해도(숨겨진 데이터) 똑같이 나온 값이 있습니다: {names}{more_ko}. "
+               "데이터로부터 계산된 값이 아니므로 자동 채점 점수는 없습니다")
 
 
 def _first_error(problems: list[dict]) -> tuple[str, str] | None:

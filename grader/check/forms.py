@@ -8,7 +8,7 @@ as edits of the reference solution:
     [[mistake]]
     name = "no_zero_grad"
     loses = ["parameters", "final_loss", "predictions"]   # checks that fail, on every run
-    cause = "optimizr.zero_grad()를 부르지 않아 …"            # what the student reads (Korean)
+    cause = "optimizr.zero_grad()를 호출하지 않아 …"            # what the student reads (Korean)
     cause_en = "optimizr.zero_grad() was never called, …"  # and in English
     [mistake.replace]                                      # text edits of the reference's cells
     "    optimizr.zero_grad()\\n" = ""

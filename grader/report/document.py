@@ -123,7 +123,8 @@ code { background: #f3f3f5; padding: .1em .3em; border-radius: 3px; font-size: .
 pre { background: #f6f8fa; border: 1px solid #e1e4e8; padding: .8em; overflow-x: auto; font-size: .85em;
       line-height: 1.35; white-space: pre-wrap; word-break: break-word; }
 table { border-collapse: collapse; margin: .5em 0; width: 100%; }
-th, td { border: 1px solid #ddd; padding: .35em .6em; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ddd; padding: .35em .6em; text-align: left; vertical-align: top;
+         overflow-wrap: break-word; }  /* "anywhere" would size columns to one letter: ids and names split */
 th { background: #f3f3f5; }
 table.marks td:first-child { width: 1.5em; text-align: center; }
 table.marks td:nth-child(3) { white-space: nowrap; width: 5em; }

@@ -13,10 +13,12 @@ from decimal import Decimal
 import numpy as np
 
 from grader.check.captured import Trace
+from grader.check.checks import NOT_GRADED
 from grader.config import PUBLIC_VARIANT, Assignment
 from grader.report.document import Block, Bullets, Code, Heading, Image, Paragraph, Table
 from grader.grade import TRACE_CAUSE, GradeReport
 from grader.report.i18n import Text
+from grader.said import in_language
 from grader.report.plots import (DRAWN_LIMIT, beyond_drawn_limit, drawn_epochs, early_end_only_in_one, heatmap_svg,
                                  loss_curve_svg, wants_log_scale)
 
@@ -84,7 +86,7 @@ def trim_traceback(traceback: str, text: Text) -> str:
     return "\n".join(out + [last])
 
 
-def _problem_text(problem: dict, text: Text) -> str:
+def problem_text(problem: dict, text: Text) -> str:
     fields = {"cell": problem["cell_index"] + 1, "first_line": problem["first_line"],
               "ename": problem["ename"], "evalue": problem["evalue"]}
     return text(f"problem_{problem['kind']}", **fields)
@@ -174,7 +176,7 @@ def score_blocks(report: GradeReport, text: Text) -> list[Block]:
 
 def problem_blocks(problem: dict, text: Text) -> list[Block]:
     """One cell's error or timeout, with the student's own traceback."""
-    blocks: list[Block] = [Paragraph(_problem_text(problem, text))]
+    blocks: list[Block] = [Paragraph(problem_text(problem, text))]
     if problem.get("traceback"):
         blocks.append(Code(trim_traceback(problem["traceback"], text)))
     return blocks
@@ -211,9 +213,11 @@ def _symptoms(lost: list, text: Text) -> list[str]:
     for c in lost:
         by_text.setdefault((c.status == "not-judged", c.feedback_in(text.lang)), []).append(_check_label(c, text))
     items = []
+    already_said = in_language(NOT_GRADED, text.lang) + ": "  # the item says it: "not graded: not graded: ..."
     for (not_judged, said), labels in by_text.items():
         names = ", ".join(f"**{label}**" for label in labels)
-        items.append(f"{text('not_judged', reason=said)}: {names}" if not_judged else f"{names}: {said}")
+        items.append(f"{text('not_judged', reason=said.removeprefix(already_said))}: {names}" if not_judged
+                     else f"{names}: {said}")
     return items
 
 

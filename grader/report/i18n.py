@@ -1,7 +1,7 @@
 """Fixed text of feedback, summary and release, in Korean and English.
 
-Check descriptions (checks.py docstrings) and check messages stay as their authors wrote
-them; everything the grader itself says goes through `Text`. The language comes from
+Check descriptions and messages come in both languages from checks.py (`ko=`, `say(en, ko)`);
+everything else the grader itself says goes through `Text` or `say`. The language comes from
 `--lang`, else the course's `course.toml` (`lang = "ko"`), else English.
 """
 
@@ -36,7 +36,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "what_to_look_at": {"en": "What to look at", "ko": "확인할 점"},
     "diagnosis": {"en": "What went wrong", "ko": "진단"},
     "diagnosis_intro": {"en": "Your results are exactly what this known mistake gives:",
-                        "ko": "제출한 결과는 다음의 잘 알려진 실수를 했을 때의 결과와 정확히 같습니다:"},
+                        "ko": "제출한 결과가 다음과 같은 흔한 실수를 했을 때의 결과와 정확히 같습니다:"},
     "cause_checks": {"en": "checks that lost points because of it: {checks}",
                      "ko": "이 때문에 점수를 잃은 항목: {checks}"},
     "trace_intro": {"en": "What your training trace shows:", "ko": "학습 기록에서 보이는 원인:"},
@@ -91,7 +91,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "loss_caption_log": {"en": "The vertical axis is logarithmic because the loss spans many orders of magnitude.",
                          "ko": "손실의 크기 차이가 커서 세로축을 로그 눈금으로 그렸습니다."},
     "loss_caption_clipped": {"en": "Losses beyond ±{limit} are drawn at ±{limit}.",
-                             "ko": "±{limit}를 넘는 손실은 ±{limit} 높이에 그렸습니다."},
+                             "ko": "±{limit}보다 큰 손실은 ±{limit} 높이에 그렸습니다."},
     "loss_caption_log_epochs": {"en": "The epoch axis is logarithmic so that a curve that diverges early stays "
                                       "visible next to one that does not.",
                                 "ko": "일찍 발산하는 곡선과 그렇지 않은 곡선이 함께 보이도록 에폭 축을 로그 눈금으로 "
@@ -178,17 +178,32 @@ MESSAGES: dict[str, dict[str, str]] = {
               "없습니다. 점수는 제출 후 다른 데이터로 다시 실행하는 별도의 채점으로 정해집니다. 이 셀을 실행하려면 "
               "otter-grader가 필요합니다 (`pip install otter-grader`)."},
     "selfcheck_missing": {"en": "not defined yet: {names}; run the cells above first",
-                          "ko": "아직 정의되지 않음: {names}; 위의 셀을 먼저 실행하세요"},
+                          "ko": "아직 정의되지 않은 변수가 있습니다: {names}. 위의 셀을 먼저 실행하세요"},
     "selfcheck_cell_failed": {"en": "the cell above raised an error ({error}): fix it first, then run this check "
                                     "again",
                               "ko": "위의 셀에서 오류가 났습니다 ({error}). 먼저 그 오류를 고친 뒤 이 점검을 다시 "
                                     "실행하세요"},
     "selfcheck_not_tensor": {"en": "`{name}` should be a tensor, but it is a {type}",
-                             "ko": "`{name}`은(는) 텐서여야 하는데 {type}입니다"},
+                             "ko": "`{name}` 변수는 텐서여야 하는데 {type}입니다"},
     "selfcheck_shape": {"en": "`{name}` has shape {got}; it should have shape {expected}",
                         "ko": "`{name}`의 shape이 {got}입니다. {expected}이어야 합니다"},
     "selfcheck_nonfinite": {"en": "`{name}` contains nan or inf: did training diverge?",
                             "ko": "`{name}`에 nan 또는 inf가 있습니다. 학습이 발산했나요?"},
+    "selfcheck_unwritten": {"en": "the answer cell «{cell}» is still empty or as handed out in {path}, the notebook "
+                                  "as last saved: write your answer there, save the notebook (Ctrl+S), then run this "
+                                  "check again",
+                            "ko": "마지막으로 저장된 노트북({path})에서 «{cell}» 답안 셀이 아직 비어 있거나 처음 그대로입니다. "
+                                  "답을 쓰고 노트북을 저장(Ctrl+S)한 뒤 이 점검을 다시 실행하세요"},
+    "selfcheck_cell_gone": {"en": "the answer cell «{cell}» is not in {path}, the notebook as last saved (deleted, or "
+                                  "replaced by a new cell?): write your answer in the cell handed out, save, then run "
+                                  "this check again",
+                            "ko": "마지막으로 저장된 노트북({path})에 «{cell}» 답안 셀이 없습니다 (지웠거나 새 셀로 "
+                                  "바꾸었나요?). 처음 받은 그 셀에 답을 쓰고 저장한 뒤 이 점검을 다시 실행하세요"},
+    "selfcheck_no_notebook": {"en": "this check reads your answers from the saved notebook file, which it cannot find "
+                                    "from here (Colab?): check by hand that the cell «{cell}» now holds your answer, "
+                                    "and save the notebook (Ctrl+S)",
+                              "ko": "이 점검은 저장된 노트북 파일에서 답을 읽는데, 여기서는 그 파일을 찾지 못했습니다 "
+                                    "(Colab인가요?). «{cell}» 셀에 답을 썼는지 직접 확인하고 노트북을 저장(Ctrl+S)하세요"},
 }
 
 

@@ -123,9 +123,10 @@ def merge_manual(reports, questions: tuple[ManualQuestion, ...], ta_file: TaFile
                 status = "pass" if points == question.points else "partial" if points else "fail"
                 shown = say(f"graded by a TA{': ' + comment if comment else ''}",
                             f"조교가 채점함{': ' + comment if comment else ''}")
-            report.manual.append(CheckResult(question.name, PUBLIC_VARIANT, question.prompt or question.name,
-                                             points or 0.0, question.points, status, str(shown), str(shown),
-                                             description_ko=question.prompt_ko, feedback_ko=shown.ko))
+            result = CheckResult(question.name, PUBLIC_VARIANT, question.prompt or question.name, points or 0.0,
+                                 question.points, status, description_ko=question.prompt_ko)
+            result.tell(shown)
+            report.manual.append(result)
 
 
 def write_manual_files(folder: Path, reports, questions: tuple[ManualQuestion, ...], title: str,

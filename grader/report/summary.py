@@ -1,6 +1,8 @@
 """The TA's page for one assignment: scores, pass rates, common failures, trouble, settings.
 
-Unlike student feedback it may quote a check's full `message`: it is for course staff.
+Unlike student feedback it may quote a check's full `message`: it is for course staff. Like
+the feedback it is in the run's language; statuses are named in English as well, as the
+gradebook writes them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from grader.config import Assignment
 from grader.report.document import Block, Bullets, Heading, Image, Link, Meter, Paragraph, Table
 from grader.grade import GradeReport
-from grader.report.feedback import cause_text
+from grader.report.feedback import cause_text, problem_text
 from grader.report.i18n import Text
 from grader.report.plots import histogram_svg
 from grader.report.suspicious import suspicious_groups
@@ -55,7 +57,7 @@ def cause_groups(reports: list[GradeReport], lang: str) -> list[tuple[str, list[
                   key=lambda item: (-len(item[1]), item[0]))
 
 
-def failure_groups(reports: list[GradeReport]) -> list[tuple[str, str, list[str]]]:
+def failure_groups(reports: list[GradeReport], text: Text) -> list[tuple[str, str, list[str]]]:
     """(what failed, reason pattern, students) for the most common reasons, most students first;
     students whose mistake was diagnosed are counted under their cause instead."""
     groups: dict[tuple[str, str], list[str]] = {}
@@ -64,9 +66,9 @@ def failure_groups(reports: list[GradeReport]) -> list[tuple[str, str, list[str]
             continue
         for c in report.checks:
             if c.status not in ("pass", "not-judged"):
-                groups.setdefault((c.label, reason_pattern(c.message)), []).append(report.student)
+                groups.setdefault((c.label, reason_pattern(c.message_in(text.lang))), []).append(report.student)
         for problem in report.problems:
-            groups.setdefault(("run", reason_pattern(problem["text"])), []).append(report.student)
+            groups.setdefault(("run", reason_pattern(problem_text(problem, text))), []).append(report.student)
     ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
     return [(label, reason, sorted(set(students))) for (label, reason), students in ranked[:MOST_COMMON]]
 
@@ -79,7 +81,7 @@ def _failure_blocks(reports: list[GradeReport], text: Text) -> list[Block]:
         blocks += [Heading(text("causes")),
                    Table([text("cause"), text("count"), text("students")],
                          [[cause, str(len(students)), ", ".join(students)] for cause, students in causes])]
-    groups = failure_groups(reports)
+    groups = failure_groups(reports, text)
     blocks.append(Heading(text("undiagnosed") if causes else text("failures")))
     if groups:
         blocks.append(Table([text("check"), text("reason"), text("count"), text("students")],
@@ -92,6 +94,11 @@ def _failure_blocks(reports: list[GradeReport], text: Text) -> list[Block]:
         blocks += [Heading(text("suspicious")),
                    Table([text("reason_plain"), text("students")], [[why, ", ".join(s)] for why, s in review])]
     return blocks
+
+
+def status_label(status: str, text: Text) -> str:
+    """`error (셀에서 오류가 남)`: the gradebook's word, then what it means in the page's language."""
+    return f"{status} ({text('status_' + status)})"
 
 
 def summary_page(assignment: Assignment, reports: list[GradeReport], settings: RunSettings,
@@ -110,7 +117,7 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
     statuses = Counter(r.status for r in reports)
     blocks += [Heading(text("statuses")),
                Table([text("status"), text("count")],
-                     [[f"{status} ({text('status_' + status)})", str(n)] for status, n in statuses.most_common()])]
+                     [[status_label(status, text), str(n)] for status, n in statuses.most_common()])]
 
     labels: dict[str, list] = {}
     for report in reports:
@@ -127,7 +134,8 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
     blocks.append(Heading(text("trouble")))
     if trouble:
         blocks.append(Table([text("student"), text("status"), text("reason_plain")],
-                            [[Link(r.student, f"feedback/{names[r.file]}.html"), r.status, r.reason] for r in trouble],
+                            [[Link(r.student, f"feedback/{names[r.file]}.html"), status_label(r.status, text),
+                              r.reason_in(text.lang)] for r in trouble],
                             ["fail"] * len(trouble)))
     else:
         blocks.append(Paragraph(text("no_trouble")))
@@ -158,6 +166,7 @@ def summary_page(assignment: Assignment, reports: list[GradeReport], settings: R
                Paragraph(text("files_list", gradebook="`gradebook.csv`", lms="`lms.csv`",
                               gradescope="`gradescope/<student>/results.json`", feedback="`feedback/`")),
                Table([text("feedback_link"), text("points"), text("status")],
-                     [[Link(r.student, f"feedback/{names[r.file]}.html"), f"{r.score:g}/{r.max_score:g}", r.status]
+                     [[Link(r.student, f"feedback/{names[r.file]}.html"), f"{r.score:g}/{r.max_score:g}",
+                       status_label(r.status, text)]
                       for r in sorted(reports, key=lambda r: (r.student, r.file))])]
     return title, blocks

@@ -53,7 +53,7 @@ def output_names(reports: list[GradeReport]) -> dict[str, str]:
         if name.casefold() in taken:  # also on case-insensitive file systems
             name = safe_name(f"{wanted}~{hashlib.sha256(r.file.encode('utf-8', 'replace')).hexdigest()[:8]}")
             r.note(say(f"another file's outputs would have the same name, so this file's are named `{name}`",
-                       f"다른 파일의 결과와 이름이 겹쳐서 이 파일의 결과는 `{name}`(으)로 저장했습니다"))
+                       f"다른 파일의 결과와 이름이 겹쳐서 이 파일의 결과는 다른 이름으로 저장했습니다: `{name}`"))
         taken.add(name.casefold())
         names[r.file] = name
     return names
@@ -103,10 +103,14 @@ def write_student(folder: Path, name: str, report: GradeReport, assignment: Assi
 def mark_unwritable(report: GradeReport, exc: Exception) -> GradeReport:
     """Make a report whose outputs failed to write a grader-error row (its points kept for the
     TA), and return the bare report to write in their place: nothing of the detail that failed."""
-    reason = (f"the grader could not write this submission's feedback ({type(exc).__name__}: {exc}); "
-              "a TA must review it").encode("utf-8", errors="backslashreplace").decode("utf-8")
-    report.status, report.reason = "grader-error", reason
-    return GradeReport(report.student, report.file, "grader-error", reason, content_hash=report.content_hash)
+    error = f"{type(exc).__name__}: {exc}".encode("utf-8", errors="backslashreplace").decode("utf-8")
+    reason = say(f"the grader could not write this submission's feedback ({error}); a TA must review it",
+                 f"채점기가 이 제출물의 피드백을 쓰지 못했습니다 ({error}). 조교가 확인해야 합니다")
+    report.status = "grader-error"
+    report.set_reason(reason)
+    bare = GradeReport(report.student, report.file, "grader-error", content_hash=report.content_hash)
+    bare.set_reason(reason)
+    return bare
 
 
 def write_reports(out_dir: Path, assignment: Assignment, reports: list[GradeReport], settings: RunSettings,

@@ -337,14 +337,17 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         deadline = started + settings.notebook_timeout
         await _run_cells(client, nb, settings, deadline, result)
         if any(p.kind == "dead-kernel" for p in result.problems):
-            result.capture_error = "no values could be read back: the kernel died"
+            result.capture_error = say("no values could be read back: the kernel died",
+                                       "커널이 죽어서 값을 하나도 읽어 오지 못했습니다")
         else:
             await _capture(client, options, settings, run_dir / "capture", result)
     except (KernelCodeError, DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:
         # Nothing of the student's has run yet: this is the grading side's failure.
         result.status = "grader-error"
         log_tail = _log_tail(kernel.run_dir / "kernel.log") if kernel else ""
-        result.capture_error = f"the kernel could not be started or prepared: {exc}{log_tail}"
+        detail = f"{exc}{log_tail}"
+        result.capture_error = say(f"the kernel could not be started or prepared: {detail}",
+                                   f"커널을 시작하거나 준비하지 못했습니다: {detail}")
     finally:
         if kernel is not None:
             await kernel.close(result)
@@ -439,7 +442,8 @@ async def _capture(client, options, settings, capture_dir, result) -> None:
             raise CaptureError("they say they were computed on a CUDA GPU, but this run had none")
         result.captured = captured
     except (KernelCodeError, CaptureError) as exc:
-        result.capture_error = f"the values could not be read back from the notebook: {exc}"
+        result.capture_error = say(f"the values could not be read back from the notebook: {exc}",
+                                   f"노트북의 값을 읽어 오지 못했습니다: {exc}")
         if result.status == "ok":
             result.status = "error"
 

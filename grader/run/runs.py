@@ -11,7 +11,7 @@ import numpy as np
 from nbformat import NotebookNode
 
 from grader.config import Assignment, Variant
-from grader.run.cell_names import student_traceback
+from grader.run.cell_names import student_cell_names
 from grader.run.execute import ExecutionResult, RunOptions, StartedKernel, run_notebook, start_kernel
 from grader.run.gpu import kernel_device, visible_gpus
 from grader.run.notebook import PreparedNotebook, apply_variant, prepare_notebook
@@ -77,7 +77,8 @@ class Runner:
         # Cells numbered as in the student's own notebook (the release's self-check cells count).
         ran = result.notebook or prepared.notebook
         result.problems = [replace(p, cell_index=prepared.position_of(p.cell_index),
-                                   traceback=student_traceback(p.traceback, ran, prepared.position_of))
+                                   traceback=student_cell_names(p.traceback, ran, prepared.position_of),
+                                   evalue=student_cell_names(p.evalue, ran, prepared.position_of))
                            for p in result.problems]
         return prepared, result
 
