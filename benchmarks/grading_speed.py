@@ -613,8 +613,12 @@ def report(info, args, counts, prepared, compute, batches, base, otter, load_bef
                          f"{fmt(one['wall'] / one['n'])} | ×{median(walls) / (one['wall'] / one['n']):.1f} |")
         lines.append(f"| CPU per submission (otter: median) | {fmt(median(cpus))} | {fmt(ours['cpu'] / ours['n'])} | "
                      f"×{median(cpus) / (ours['cpu'] / ours['n']):.1f} |")
-        lines += ["", "Scores on that subset (otter's tests: the same checks on the public run only, 7 points; "
-                      "ours: 12 points over both runs):", "", "| submission | otter | grader |", "|---|---|---|"]
+        otter_points = {r["score"][1] for r in runs if r["score"]}
+        our_points = {score[1] for score in ours["scores"].values()}
+        lines += ["", "Scores on that subset (otter's tests: the same checks on the public run only, "
+                      f"{'/'.join(f'{p:g}' for p in sorted(otter_points))} points; ours: "
+                      f"{'/'.join(f'{p:g}' for p in sorted(our_points))} points over both runs):", "",
+                  "| submission | otter | grader |", "|---|---|---|"]
         for r in runs:
             mine = ours["scores"].get(r["file"])
             theirs = f"{r['score'][0]:g}/{r['score'][1]:g}" if r["score"] else f"failed (rc {r['rc']})"
