@@ -49,7 +49,7 @@ release: install
 	$(BIN)/grader release --out $(DIST)
 
 test: install assigned check-reference
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 clean:
 	rm -rf .grader-cache
