@@ -488,8 +488,17 @@ COMMANDS = {"grade": grade_command, "grade-course": grade_course_command, "grade
             "export": export_command}
 
 
+def _interrupt(signum, frame):
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt where the grader is: asyncio.run then
+    cancels every task, waits for their clean-up, and main() exits 130. (Left to its own
+    SIGINT handling, asyncio cancels only the main task, and a library that swallows one
+    cancellation would let the batch run on to a normal exit.)"""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill cleans up like Ctrl-C does
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         args = build_parser().parse_args(argv)
         return asyncio.run(COMMANDS[args.command](args))

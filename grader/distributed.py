@@ -51,9 +51,12 @@ async def stop_when_orphaned(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _environment_stamp() -> tuple:
-    """What a grading process has loaded and must be restarted for when it changes."""
+def _environment_stamp(course: str) -> tuple:
+    """What a grading process has loaded and must be restarted for when it changes: the
+    grader's code, torch, and the course's assignments and references."""
     files = sorted(Path(__file__).parent.rglob("*.py"))
+    files += sorted(p for folder in ("assignments", "reference") for p in (Path(course) / folder).rglob("*")
+                    if p.is_file())
     torch = importlib.util.find_spec("torch")
     if torch and torch.origin:
         files.append(Path(torch.origin))
@@ -70,24 +73,47 @@ class GradingProcess:
         self.pending = b""
 
     def grade(self, header: dict, data: bytes, timeout: float) -> dict:
-        """The report for one notebook, or `grader_error` saying why there is none."""
+        """The report for one notebook, or `grader_error` saying why there is none (the
+        process is then stopped: whatever it was doing is not trusted for the next task)."""
         deadline = time.monotonic() + timeout
         try:
-            self.process.stdin.write(json.dumps(header | {"bytes": len(data)}).encode() + b"\n" + data)
+            self._send(json.dumps(header | {"bytes": len(data)}).encode() + b"\n" + data, deadline)
             while b"\n" not in self.pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self.process.stdout], [], [], remaining)[0]:
-                    self.stop()
-                    return {"grader_error": f"the worker's grading process ran past {timeout:g} s"}
-                chunk = os.read(self.process.stdout.fileno(), 1 << 20)
-                if not chunk:
-                    raise EOFError
-                self.pending += chunk
-        except (OSError, EOFError):
+                self.pending += self._receive(deadline)
+            line, self.pending = self.pending.split(b"\n", 1)
+            return json.loads(line)
+        except TimeoutError:
             self.stop()
-            return {"grader_error": f"grading on the worker failed (exit {self.process.returncode}): {self.last_words()}"}
-        line, self.pending = self.pending.split(b"\n", 1)
-        return json.loads(line)
+            return {"grader_error": f"the worker's grading process ran past {timeout:g} s"}
+        except (OSError, EOFError, ValueError):
+            said = self.last_words()
+            self.stop()
+            return {"grader_error": f"grading on the worker failed (exit {self.process.returncode}): {said}"}
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, fd: int, event: int, deadline: float) -> None:
+        poller = select.poll()  # not select(): a busy worker's descriptors can be numbered past 1024
+        poller.register(fd, event)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise TimeoutError
+
+    def _send(self, data: bytes, deadline: float) -> None:
+        fd = self.process.stdin.fileno()
+        view = memoryview(data)
+        while view:
+            self._wait(fd, select.POLLOUT, deadline)
+            view = view[os.write(fd, view[:1 << 16]):]
+
+    def _receive(self, deadline: float) -> bytes:
+        fd = self.process.stdout.fileno()
+        self._wait(fd, select.POLLIN, deadline)
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            raise EOFError
+        return chunk
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -104,6 +130,7 @@ class GradingProcess:
         self.process.wait()
         self.process.stdin.close()
         self.process.stdout.close()
+        self.log.close()
 
 
 class Pool:
@@ -148,7 +175,7 @@ def run_grade_task(course: str, assignment: str, filename: str, data: bytes, dev
     """Runs on a Dask worker: grade one notebook in this worker's grading process."""
     command = [sys.executable, "-m", "grader", "grade-worker", "--course", course, "--device", device,
                "--cache-dir", cache_dir, "--workers", "1", *([] if sandbox else ["--no-sandbox"])]
-    key = (*command, _environment_stamp())
+    key = (*command, _environment_stamp(course))
     process = POOL.take(key, command)
     answer = process.grade({"assignment": assignment, "filename": filename}, data, timeout)
     if process.alive():

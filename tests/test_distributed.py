@@ -118,17 +118,40 @@ def test_a_workers_grading_process_is_kept_across_tasks_and_replaced_when_gone(p
     assert task("correct_matmul", cache_dir)["score"] == 10
     assert pool.started == 2 and not first.alive()
 
-    stamp = module._environment_stamp()
-    monkeypatch.setattr(module, "_environment_stamp", lambda: (*stamp, "the grader's code changed"))
+    stamp = module._environment_stamp(str(ROOT))
+    monkeypatch.setattr(module, "_environment_stamp", lambda course: (*stamp, "the grader's code changed"))
     second = only_process(pool)
     assert task("correct_matmul", cache_dir)["score"] == 10
     assert pool.started == 3 and not second.alive(), "a process with older code is stopped, not reused"
 
 
-def test_a_task_past_its_time_is_a_grader_error_and_its_process_is_stopped(pool, cache_dir):
+def test_a_task_past_its_time_is_a_grader_error_and_its_process_is_stopped(pool, cache_dir, monkeypatch):
+    from grader import distributed as module
+
+    started = []
+    original = module.GradingProcess.__init__
+
+    def remember(process, command):
+        original(process, command)
+        started.append(process)
+
+    monkeypatch.setattr(module.GradingProcess, "__init__", remember)
     answer = task("correct_matmul", cache_dir, timeout=0.5)  # the process cannot even start in time
     assert answer == {"grader_error": "the worker's grading process ran past 0.5 s"}
     assert not pool.idle and pool.started == 1
+    [process] = started
+    assert process.process.returncode is not None, "the late process was stopped"
+
+
+def test_a_changed_assignment_gets_a_new_grading_process(tmp_path):
+    from grader.distributed import _environment_stamp
+
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "assignments" / "regression_ab", course / "assignments" / "regression_ab")
+    before = _environment_stamp(str(course))
+    checks = course / "assignments" / "regression_ab" / "checks.py"
+    checks.write_text(checks.read_text() + "\n# a TA's edit\n")
+    assert _environment_stamp(str(course)) != before
 
 
 def test_unreachable_scheduler_is_one_clear_line(tmp_path):

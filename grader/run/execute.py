@@ -281,6 +281,7 @@ class StartedKernel:
     client: BoundedClient
     sandbox: KernelSandbox | Unsandboxed | None = None
     error: str = ""  # why it could not be started: the run given it is the grader's failure
+    start_seconds: float = 0.0  # spent starting it: part of the run's time limit, as for any run
 
     async def close(self, result: ExecutionResult | None = None) -> None:
         """Stop the kernel, close its sandbox, remove its folder (see `_clean_up`)."""
@@ -289,12 +290,9 @@ class StartedKernel:
 
 async def start_kernel(settings: ExecutionSettings, options: RunOptions) -> StartedKernel:
     """A fresh kernel in a private temporary folder, ready for `run_notebook`."""
+    started = time.monotonic()
     run_dir = make_run_dir(options.sandbox)
     workdir, ipc_dir = run_dir / "work", run_dir / "ipc"
-    for folder in (workdir, run_dir / "capture", ipc_dir):
-        folder.mkdir()
-    if options.public_dir and options.public_dir.is_dir():
-        shutil.copytree(options.public_dir, workdir, dirs_exist_ok=True)
     km = GraderKernelManager(transport="ipc", ip=str(ipc_dir / "kernel"),
                              connection_file=str(ipc_dir / "kernel.json"), client_class=CAPPED_CLIENT)
     client = BoundedClient(NotebookNode(cells=[], metadata={}), km=km, timeout=settings.cell_timeout, allow_errors=True,
@@ -302,6 +300,10 @@ async def start_kernel(settings: ExecutionSettings, options: RunOptions) -> Star
                            max_output_chars=settings.max_output_chars, shutdown_kernel="immediate")
     kernel = StartedKernel(run_dir, km, client)
     try:
+        for folder in (workdir, run_dir / "capture", ipc_dir):
+            folder.mkdir()
+        if options.public_dir and options.public_dir.is_dir():
+            shutil.copytree(options.public_dir, workdir, dirs_exist_ok=True)
         kernel.sandbox = km.sandbox = open_sandbox(options.sandbox, run_dir, settings, options.device)
         # The kernel's own stdout and stderr go to a file, not the TA's terminal.
         with open(run_dir / "kernel.log", "wb") as log:
@@ -313,19 +315,21 @@ async def start_kernel(settings: ExecutionSettings, options: RunOptions) -> Star
     except BaseException:
         await kernel.close()
         raise
+    kernel.start_seconds = time.monotonic() - started
     return kernel
 
 
 async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: RunOptions,
                        kernel: StartedKernel | None = None) -> ExecutionResult:
     """Run `nb` in a fresh kernel (`kernel`, else one started now), always cleaned up."""
-    started = time.monotonic()
     result = ExecutionResult(status="ok", notebook=nb)
+    started = time.monotonic()
     try:
         kernel = kernel or await start_kernel(settings, options)
+        started = time.monotonic() - kernel.start_seconds  # a kernel started ahead counts its start, not its wait
         run_dir, client = kernel.run_dir, kernel.client
         client.nb = nb
-        (run_dir / "work" / SUBMISSION_COPY).write_text(json.dumps(nb), encoding="utf-8")  # the notebook as it runs
+        _write_private(run_dir / "work" / SUBMISSION_COPY, json.dumps(nb))  # the notebook as it runs
         if kernel.error:
             raise RuntimeError(kernel.error)
         await run_grader_code(client, kernel_code("preamble", "install", {
@@ -379,6 +383,14 @@ async def _clean_up(km, client, sandbox, run_dir: Path, result: ExecutionResult)
     remove_tree(run_dir)
     if cancelled is not None:
         raise cancelled
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A file of the kernel's own, as everything in its folder (KernelSandbox made it so)."""
+    owner = path.parent.stat()
+    path.write_text(text, encoding="utf-8")
+    os.chown(path, owner.st_uid, owner.st_gid)
+    path.chmod(0o600)
 
 
 def _write_start(values: tuple[np.ndarray, ...] | None, folder: Path) -> str | None:

@@ -35,7 +35,8 @@ class GradeOptions:
 
 
 class Runner:
-    """Runs notebooks of one assignment, at most `workers` kernels at a time."""
+    """Runs notebooks of one assignment, at most `workers` at a time (each slot may also
+    have the next variant's kernel starting, idle until its turn)."""
 
     def __init__(self, assignment: Assignment, template: NotebookNode, options: GradeOptions):
         self.assignment = assignment
@@ -72,7 +73,12 @@ class Runner:
 
     async def _run_on(self, options: RunOptions, submission: NotebookNode, variant: Variant,
                       kernel: StartedKernel | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
-        prepared = prepare_notebook(self.templates[variant.name], submission)
+        try:
+            prepared = prepare_notebook(self.templates[variant.name], submission)
+        except BaseException:
+            if kernel is not None:
+                await kernel.close()
+            raise
         result = await run_notebook(prepared.notebook, self.assignment.execution, options, kernel)
         # Cells numbered as in the student's own notebook (the release's self-check cells count).
         ran = result.notebook or prepared.notebook
@@ -114,4 +120,6 @@ async def _discard(starting: asyncio.Task) -> None:
         if not starting.cancelled():  # this task was cancelled while waiting, not the start
             raise
         return  # cancelled while starting: it cleaned up after itself
+    except Exception:  # noqa: BLE001 (it failed and cleaned up after itself; the error in flight is what counts)
+        return
     await kernel.close()

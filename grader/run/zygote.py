@@ -37,8 +37,9 @@ PRELOADED = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", 
 
 
 def warm_up() -> dict[str, str]:
-    """Import everything a kernel imports, and build one optimizer of each common kind
-    (the first one imports torch._dynamo, ~1 s); the environment variables imports set."""
+    """Import everything a kernel imports, build one optimizer of each common kind (the
+    first one imports torch._dynamo, ~1 s) and train each lecture model one step; the
+    environment variables imports set."""
     import importlib
 
     before = dict(os.environ)
@@ -59,7 +60,11 @@ def warm_up() -> dict[str, str]:
 def _train_lecture_models(torch) -> None:
     """One training step of each kind of model the lectures build, so that the first use of
     each operation (dispatch and autograd set-up) is paid here once, not in every kernel.
-    Its random draws do not matter: every kernel reseeds as a fresh process would."""
+    Its random draws do not matter: every kernel reseeds as a fresh process would. With a
+    CUDA (or ROCm) build only the forward pass: autograd's first backward there counts the
+    GPUs, which starts the driver and a thread per device, and the parent must stay
+    single-threaded and never touch CUDA."""
+    backward = not (torch.version.cuda or getattr(torch.version, "hip", None))
     nn = torch.nn
     text = nn.functional.one_hot(torch.tensor([0, 1, 0, 2, 0, 3]), 4).float()
     embedding, rnn, linear = nn.Embedding(4, 2), nn.RNN(4, 2), nn.Linear(2, 4)
@@ -71,9 +76,10 @@ def _train_lecture_models(torch) -> None:
         logits = linear(hidden) + models[0](text.argmax(dim=1))
         loss = nn.CrossEntropyLoss()(logits, text) + nn.MSELoss()(logits.softmax(dim=1), text) \
             + nn.BCELoss()(torch.sigmoid(logits), text) + (logits @ logits.T).mean()
-        loss.backward()
-        step.step()
-        step.zero_grad()
+        if backward:
+            loss.backward()
+            step.step()
+            step.zero_grad()
         loss.item()
         with torch.no_grad():
             logits.tolist()
