@@ -140,3 +140,16 @@ def test_a_run_folder_is_private_to_root_and_its_files_to_the_kernel():
             asyncio.run(sandbox.close())
     finally:
         remove_tree(run_dir)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or find_cgroups() is None, reason="the root sandbox needs root and cgroups")
+def test_the_kernel_owns_the_copy_of_its_notebook_and_nobody_else_reads_it():
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from grader.run.execute import RunOptions, run_notebook
+
+    cell = "import os\nstat = os.stat('submission.ipynb')\nowner = f'{stat.st_uid} {stat.st_mode & 0o777:o}'"
+    result = asyncio.run(run_notebook(new_notebook(cells=[new_code_cell(cell)]), ExecutionSettings(),
+                                      RunOptions(capture=("owner",))))
+    assert result.status == "ok", result.problems
+    assert result.captured["owner"] == "65534 600"
