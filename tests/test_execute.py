@@ -239,9 +239,9 @@ def test_the_next_variants_kernel_starts_during_a_run_but_runs_nothing_until_it_
         events.append(("ran", bool(options.seed_map)))
         return result
 
-    async def close(kernel, result=None):
+    async def close(kernel):
         events.append(("stopped", kernel.run_dir.name))
-        await original_close(kernel, result)
+        return await original_close(kernel)
 
     monkeypatch.setattr(runs, "start_kernel", start_kernel)
     monkeypatch.setattr(runs, "run_notebook", run_notebook)

@@ -283,9 +283,24 @@ class StartedKernel:
     error: str = ""  # why it could not be started: the run given it is the grader's failure
     start_seconds: float = 0.0  # spent starting it: part of the run's time limit, as for any run
 
-    async def close(self, result: ExecutionResult | None = None) -> None:
-        """Stop the kernel, close its sandbox, remove its folder (see `_clean_up`)."""
-        await _clean_up(self.km, self.client, self.sandbox, self.run_dir, result or ExecutionResult(status="ok"))
+    async def close(self) -> list[str]:
+        """Stop the kernel, close its sandbox, remove its folder: every step, even when Ctrl-C
+        cancels this task again while an earlier step is still awaiting. Returns the
+        sandbox's notes on limits the run hit."""
+        cancelled, notes = None, []
+        try:
+            await _stop_kernel(self.km, self.client)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        if self.sandbox is not None:
+            try:
+                notes = await self.sandbox.close()
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        remove_tree(self.run_dir)
+        if cancelled is not None:
+            raise cancelled
+        return notes
 
 
 async def start_kernel(settings: ExecutionSettings, options: RunOptions) -> StartedKernel:
@@ -354,7 +369,7 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
                                    f"커널을 시작하거나 준비하지 못했습니다: {detail}")
     finally:
         if kernel is not None:
-            await kernel.close(result)
+            result.notes += await kernel.close()
             result.notes += kernel.client.cut_notes
         result.seconds = time.monotonic() - started
     if asyncio.current_task().cancelling():
@@ -365,24 +380,6 @@ async def run_notebook(nb: NotebookNode, settings: ExecutionSettings, options: R
         result.notes.append(say("the notebook asks for a CUDA GPU; none was used, so it ran on the CPU",
                                 "노트북이 CUDA GPU를 쓰려고 했지만 GPU 없이 CPU에서 실행했습니다"))
     return result
-
-
-async def _clean_up(km, client, sandbox, run_dir: Path, result: ExecutionResult) -> None:
-    """Stop the kernel, close its sandbox, remove its folder: every step, even when Ctrl-C
-    cancels this task again while an earlier step is still awaiting."""
-    cancelled = None
-    try:
-        await _stop_kernel(km, client)
-    except asyncio.CancelledError as exc:
-        cancelled = exc
-    if sandbox is not None:
-        try:
-            result.notes += await sandbox.close()
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    remove_tree(run_dir)
-    if cancelled is not None:
-        raise cancelled
 
 
 def _write_private(path: Path, text: str) -> None:

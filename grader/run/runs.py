@@ -68,17 +68,12 @@ class Runner:
                   device: str | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
         """One variant; with `initial_parameters`, training starts from them (a replay); on
         `device` (`cpu`, `cuda`), by default the grading run's."""
+        prepared = prepare_notebook(self.templates[variant.name], submission)
         async with self._slot() as slot:
-            return await self._run_on(self._options(slot, variant, initial_parameters, device), submission, variant)
+            return await self._run_on(self._options(slot, variant, initial_parameters, device), prepared)
 
-    async def _run_on(self, options: RunOptions, submission: NotebookNode, variant: Variant,
+    async def _run_on(self, options: RunOptions, prepared: PreparedNotebook,
                       kernel: StartedKernel | None = None) -> tuple[PreparedNotebook, ExecutionResult]:
-        try:
-            prepared = prepare_notebook(self.templates[variant.name], submission)
-        except BaseException:
-            if kernel is not None:
-                await kernel.close()
-            raise
         result = await run_notebook(prepared.notebook, self.assignment.execution, options, kernel)
         # Cells numbered as in the student's own notebook (the release's self-check cells count).
         ran = result.notebook or prepared.notebook
@@ -95,6 +90,8 @@ class Runner:
         the next one's kernel starts: it holds nothing of the submission until its turn,
         after the previous kernel was stopped."""
         variants = self.assignment.variants
+        # Prepared before any kernel starts: a notebook that cannot be prepared leaves none behind.
+        prepared = [prepare_notebook(self.templates[v.name], submission) for v in variants]
         runs, following = {}, None
         async with self._slot() as slot:
             try:
@@ -104,7 +101,7 @@ class Runner:
                     if index + 1 < len(variants):
                         following = asyncio.create_task(
                             start_kernel(self.assignment.execution, self._options(slot, variants[index + 1])))
-                    runs[variant.name] = await self._run_on(self._options(slot, variant), submission, variant, kernel)
+                    runs[variant.name] = await self._run_on(self._options(slot, variant), prepared[index], kernel)
             finally:
                 if following:
                     await _discard(following)
