@@ -35,3 +35,13 @@ def test_only_new_or_changed_files_are_graded_again(tmp_path):
     forced = grader("grade", "regression_ab", str(folder), *out, "--force", cache_dir=cache_dir)
     assert "3 graded (3 ok)" in forced.stdout
     assert "reused" not in forced.stderr
+
+
+def test_every_part_of_the_grader_is_in_the_cache_key():
+    """Cached references and grades are keyed on the grader's source: the kernel preamble
+    that records training, the checks engine and the report writers alike."""
+    from grader.check.reference import grader_files
+
+    package = ROOT / "grader"
+    assert set(grader_files()) == {f"grader/{p.relative_to(package)}" for p in package.rglob("*.py")}
+    assert {"grader/run/kernel/preamble.py", "grader/check/compare.py", "grader/report/feedback.py"} <= set(grader_files())

@@ -39,8 +39,9 @@ def environment_label(device: str) -> str:
 
 
 def grader_files() -> dict[str, Path]:
-    """The grader's own source: a change to it invalidates cached references and grades."""
-    package = Path(__file__).parent
+    """The grader's own source, every subpackage: a change to it invalidates cached
+    references and grades."""
+    package = Path(__file__).resolve().parent.parent
     return {f"grader/{p.relative_to(package)}": p for p in package.rglob("*.py")}
 
 
