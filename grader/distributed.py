@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
+from grader.check.reference import grader_files
 from grader.grade import AssignmentGrader, GradeReport
 
 TASK_TIMEOUT_MARGIN = 120.0
@@ -54,7 +55,7 @@ async def stop_when_orphaned(parent: int) -> None:
 def _environment_stamp(course: str) -> tuple:
     """What a grading process has loaded and must be restarted for when it changes: the
     grader's code, torch, and the course's assignments and references."""
-    files = sorted(Path(__file__).parent.rglob("*.py"))
+    files = sorted(grader_files().values())
     files += sorted(p for folder in ("assignments", "reference") for p in (Path(course) / folder).rglob("*")
                     if p.is_file())
     torch = importlib.util.find_spec("torch")
