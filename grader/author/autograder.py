@@ -22,6 +22,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+from grader.check.reference import grader_files
 from grader.config import Assignment
 from grader.errors import UsageError
 from grader.fsutil import write_bytes_atomic
@@ -95,9 +96,7 @@ def _grader_files() -> dict[str, Path]:
         raise UsageError(f"the autograder is built from the grader's source folder, and {PROJECT} has no "
                          f"{', '.join(missing)}: run this grader from its checkout (pip install -e)")
     files = {f"grader/{name}": PROJECT / name for name in PROJECT_FILES}
-    for path in sorted((PROJECT / "grader").rglob("*.py")):
-        files[f"grader/{path.relative_to(PROJECT)}"] = path
-    return files
+    return files | {f"grader/{name}": path for name, path in sorted(grader_files().items())}
 
 
 def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:
